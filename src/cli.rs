@@ -1,0 +1,74 @@
+//! The command line: `holdfast` (a headless demo until the TUI lands),
+//! `holdfast bench`, `holdfast workflow …`, and the crash-test child.
+
+mod bench;
+mod chaos;
+mod demo;
+mod render;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+pub use chaos::ChaosArgs;
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "holdfast",
+    version,
+    about = "A durable-execution engine you can watch fail and recover"
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Option<Cmd>,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Cmd {
+    /// Run a money transfer headless (its deposit fails twice, then works) and print its history.
+    Demo(demo::DemoArgs),
+    /// Measure the engine: N transfer-shaped workflows, C in flight, every transition durable.
+    Bench(bench::BenchArgs),
+    /// Inspect workflows in a data directory.
+    #[command(subcommand)]
+    Workflow(render::WorkflowCmd),
+    /// A crash-test workload (run by the crash tests, killed at random instants).
+    #[command(hide = true)]
+    ChaosChild(ChaosArgs),
+}
+
+/// The default data directory: `./holdfast-data`.
+pub fn default_data_dir() -> PathBuf {
+    PathBuf::from("holdfast-data")
+}
+
+pub fn main(cli: Cli) -> ExitCode {
+    let command = cli.command.unwrap_or(Cmd::Demo(demo::DemoArgs::default()));
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let result = runtime.block_on(async move {
+        match command {
+            Cmd::Demo(a) => demo::run(a).await,
+            Cmd::Bench(a) => bench::run(a).await,
+            Cmd::Workflow(c) => render::run(c).await,
+            Cmd::ChaosChild(a) => chaos::run_child(a).await,
+        }
+    });
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,197 @@
+//! Text output in the shape of Temporal's CLI (`workflow show`, `describe`,
+//! `list`), and the `holdfast workflow …` commands that print it.
+
+use std::fmt::Write as _;
+
+use crate::engine::{
+    Clock, Engine, EngineConfig, HistoryEvent, ListFilter, WorkflowDescription,
+    WorkflowExecutionInfo, WorkflowExecutionStatus, WorkflowOutcome,
+};
+
+#[derive(clap::Subcommand, Debug)]
+pub enum WorkflowCmd {
+    /// List workflow runs, newest first.
+    List {
+        #[arg(long, default_value = "holdfast-data")]
+        data_dir: std::path::PathBuf,
+        /// Only runs with this status (Running, Completed, Failed, …).
+        #[arg(long)]
+        status: Option<String>,
+        #[arg(long, default_value_t = 20)]
+        limit: usize,
+    },
+    /// Show a run's event history.
+    Show {
+        #[arg(long, default_value = "holdfast-data")]
+        data_dir: std::path::PathBuf,
+        #[arg(short = 'w', long)]
+        workflow_id: String,
+        #[arg(short = 'r', long)]
+        run_id: Option<String>,
+    },
+    /// Describe a run: execution info and pending activities.
+    Describe {
+        #[arg(long, default_value = "holdfast-data")]
+        data_dir: std::path::PathBuf,
+        #[arg(short = 'w', long)]
+        workflow_id: String,
+        #[arg(short = 'r', long)]
+        run_id: Option<String>,
+    },
+}
+
+/// Milliseconds since the epoch as `HH:MM:SS.mmm` (UTC).
+pub fn clock_time(ms: u64) -> String {
+    let s = ms / 1000;
+    format!(
+        "{:02}:{:02}:{:02}.{:03}",
+        (s / 3600) % 24,
+        (s / 60) % 60,
+        s % 60,
+        ms % 1000
+    )
+}
+
+/// A `workflow show` style table: ID, Time, Type, details.
+pub fn history_table(events: &[HistoryEvent]) -> String {
+    let mut out =
+        String::from("Progress:\n  ID  Time          Type                            Details\n");
+    for e in events {
+        let _ = writeln!(
+            out,
+            "  {:>2}  {}  {:<30}  {}",
+            e.event_id,
+            clock_time(e.event_time_ms),
+            e.event_type().name(),
+            e.attributes.summary()
+        );
+    }
+    out
+}
+
+pub fn results_block(info: &WorkflowExecutionInfo, outcome: &WorkflowOutcome) -> String {
+    let mut out = String::from("Results:\n");
+    let run_ms = info.close_time_ms.unwrap_or(info.start_time_ms) - info.start_time_ms;
+    let _ = writeln!(out, "  RunTime  {:.2}s", run_ms as f64 / 1000.0);
+    let _ = writeln!(out, "  Status   {}", info.status.name().to_uppercase());
+    match outcome {
+        WorkflowOutcome::Completed(r) => {
+            let _ = writeln!(out, "  Result   {r}");
+        }
+        WorkflowOutcome::Failed(f) => {
+            let _ = writeln!(out, "  Failure  {f}");
+        }
+        WorkflowOutcome::Terminated { reason } => {
+            let _ = writeln!(out, "  Reason   {reason}");
+        }
+    }
+    out
+}
+
+pub fn describe_block(d: &WorkflowDescription) -> String {
+    let i = &d.info;
+    let mut out = String::from("Execution Info:\n");
+    for (k, v) in [
+        ("WorkflowId", i.workflow_id.clone()),
+        ("RunId", i.run_id.clone()),
+        ("Type", i.workflow_type.clone()),
+        ("TaskQueue", i.task_queue.clone()),
+        ("Status", i.status.name().to_string()),
+        ("StartTime", clock_time(i.start_time_ms)),
+        ("StateTransitionCount", i.state_transition_count.to_string()),
+        ("HistoryLength", i.history_length.to_string()),
+        ("HistorySize", i.history_size_bytes.to_string()),
+    ] {
+        let _ = writeln!(out, "  {k:<21} {v}");
+    }
+    let _ = writeln!(out, "\nPending Activities: {}", d.pending_activities.len());
+    for a in &d.pending_activities {
+        let _ = writeln!(out);
+        let mut kv = vec![
+            ("ActivityId", a.activity_id.clone()),
+            ("Type", a.activity_type.clone()),
+            ("State", format!("{:?}", a.state)),
+            ("Attempt", a.attempt.to_string()),
+            ("MaximumAttempts", a.maximum_attempts.to_string()),
+            ("ScheduledTime", clock_time(a.scheduled_time_ms)),
+        ];
+        if let Some(t) = a.last_started_time_ms {
+            kv.push(("LastStartedTime", clock_time(t)));
+        }
+        if let Some(f) = &a.last_failure {
+            kv.push(("LastFailure", f.to_string()));
+        }
+        if !a.last_worker_identity.is_empty() {
+            kv.push(("LastWorkerIdentity", a.last_worker_identity.clone()));
+        }
+        for (k, v) in kv {
+            let _ = writeln!(out, "  {k:<19} {v}");
+        }
+    }
+    if let Some(w) = &d.pending_workflow_task {
+        let _ = writeln!(
+            out,
+            "\nPending Workflow Task:\n  State    {}\n  Attempt  {}",
+            if w.started { "Started" } else { "Scheduled" },
+            w.attempt
+        );
+    }
+    out
+}
+
+pub async fn run(cmd: WorkflowCmd) -> Result<(), Box<dyn std::error::Error>> {
+    match cmd {
+        WorkflowCmd::List {
+            data_dir,
+            status,
+            limit,
+        } => {
+            let status = match status {
+                Some(s) => Some(WorkflowExecutionStatus::parse(&s).ok_or_else(|| {
+                    format!("unknown status {s:?}; use Running, Completed, Failed, Canceled, Terminated, ContinuedAsNew or TimedOut")
+                })?),
+                None => None,
+            };
+            let engine = Engine::open(EngineConfig::new(data_dir).clock(Clock::system()))?;
+            let page = engine
+                .list(
+                    &ListFilter {
+                        status,
+                        workflow_type: None,
+                    },
+                    limit,
+                    None,
+                )
+                .await?;
+            println!("  Status      WorkflowId                Type                StartTime");
+            for e in page.executions {
+                println!(
+                    "  {:<10}  {:<24}  {:<18}  {}",
+                    e.status.name(),
+                    e.workflow_id,
+                    e.workflow_type,
+                    clock_time(e.start_time_ms)
+                );
+            }
+        }
+        WorkflowCmd::Show {
+            data_dir,
+            workflow_id,
+            run_id,
+        } => {
+            let engine = Engine::open(EngineConfig::new(data_dir))?;
+            let events = engine.history(&workflow_id, run_id.as_deref()).await?;
+            print!("{}", history_table(&events));
+        }
+        WorkflowCmd::Describe {
+            data_dir,
+            workflow_id,
+            run_id,
+        } => {
+            let engine = Engine::open(EngineConfig::new(data_dir))?;
+            let d = engine.describe(&workflow_id, run_id.as_deref()).await?;
+            print!("{}", describe_block(&d));
+        }
+    }
+    Ok(())
+}

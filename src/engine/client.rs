@@ -1,0 +1,522 @@
+//! The client API (start, result, terminate) and the read model (list,
+//! describe, history). Reads return only what is durable: each waits for the
+//! flush that covers the newest commit before answering.
+
+use std::time::Duration;
+
+use tokio::sync::oneshot;
+
+use super::core::Engine;
+use super::error::EngineError;
+use super::failure::Failure;
+use super::history::{EventAttributes, HistoryEvent, Payload};
+use super::state::{
+    PendingActivityState, RunState, Transition, WorkflowExecutionStatus, WorkflowTaskState,
+};
+use super::store::WriteBatch;
+
+/// Temporal's blob size error limit: a payload larger than this is refused.
+pub const BLOB_SIZE_LIMIT: usize = 2 * 1024 * 1024;
+/// Temporal's limit on ids, names and identities.
+pub const MAX_ID_LENGTH: usize = 1000;
+
+/// What a start needs.
+#[derive(Clone, Debug)]
+pub struct StartWorkflowOptions {
+    pub workflow_id: String,
+    pub workflow_type: String,
+    pub task_queue: String,
+    pub input: Payload,
+    pub identity: String,
+    pub workflow_task_timeout: Duration,
+}
+
+impl StartWorkflowOptions {
+    pub fn new(
+        workflow_id: impl Into<String>,
+        workflow_type: impl Into<String>,
+        task_queue: impl Into<String>,
+        input: Payload,
+    ) -> Self {
+        StartWorkflowOptions {
+            workflow_id: workflow_id.into(),
+            workflow_type: workflow_type.into(),
+            task_queue: task_queue.into(),
+            input,
+            identity: "holdfast-client".into(),
+            workflow_task_timeout: Duration::from_secs(10),
+        }
+    }
+}
+
+/// Names one run.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RunHandle {
+    pub workflow_id: String,
+    pub run_id: String,
+}
+
+/// How a run closed, as a client sees it.
+#[derive(Clone, Debug, PartialEq)]
+pub enum WorkflowOutcome {
+    Completed(Payload),
+    Failed(Failure),
+    Terminated { reason: String },
+}
+
+/// One row of `list`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct WorkflowExecutionInfo {
+    pub workflow_id: String,
+    pub run_id: String,
+    pub workflow_type: String,
+    pub task_queue: String,
+    pub status: WorkflowExecutionStatus,
+    pub start_time_ms: u64,
+    pub close_time_ms: Option<u64>,
+    pub history_length: u64,
+    pub history_size_bytes: u64,
+    pub state_transition_count: u64,
+}
+
+/// Temporal's `PendingActivityInfo`, the fields holdfast keeps.
+#[derive(Clone, Debug, PartialEq)]
+pub struct PendingActivityInfo {
+    pub activity_id: String,
+    pub activity_type: String,
+    pub state: PendingActivityState,
+    pub attempt: u32,
+    /// 0 means unlimited.
+    pub maximum_attempts: u32,
+    pub scheduled_time_ms: u64,
+    pub expiration_time_ms: Option<u64>,
+    pub last_failure: Option<Failure>,
+    pub last_started_time_ms: Option<u64>,
+    pub last_worker_identity: String,
+    pub current_retry_interval: Option<Duration>,
+    pub last_attempt_complete_time_ms: Option<u64>,
+    pub next_attempt_schedule_time_ms: Option<u64>,
+    pub retry_policy: super::retry::RetryPolicy,
+    pub start_to_close_timeout: Duration,
+    pub schedule_to_close_timeout: Duration,
+}
+
+/// `pendingWorkflowTask`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct PendingWorkflowTaskInfo {
+    /// `true` while a worker holds it.
+    pub started: bool,
+    pub attempt: u32,
+    pub scheduled_time_ms: u64,
+    pub original_scheduled_time_ms: u64,
+    pub started_time_ms: Option<u64>,
+}
+
+/// What `describe` returns.
+#[derive(Clone, Debug, PartialEq)]
+pub struct WorkflowDescription {
+    pub info: WorkflowExecutionInfo,
+    pub pending_activities: Vec<PendingActivityInfo>,
+    pub pending_workflow_task: Option<PendingWorkflowTaskInfo>,
+}
+
+/// Which runs `list` returns.
+#[derive(Clone, Debug, Default)]
+pub struct ListFilter {
+    pub status: Option<WorkflowExecutionStatus>,
+    pub workflow_type: Option<String>,
+}
+
+/// A page of `list`.
+#[derive(Clone, Debug)]
+pub struct ListPage {
+    pub executions: Vec<WorkflowExecutionInfo>,
+    /// Pass back to get the next page; `None` on the last page.
+    pub next_page_token: Option<u64>,
+}
+
+/// A run id shaped like Temporal's (a UUID), carrying the store's sequence number.
+pub(crate) fn make_run_id(now_ms: u64, seq: u64) -> String {
+    format!(
+        "{:08x}-{:04x}-7000-{:04x}-{:012x}",
+        (now_ms >> 16) as u32,
+        (now_ms & 0xffff) as u16,
+        (seq >> 48) as u16,
+        seq & 0xffff_ffff_ffff
+    )
+}
+
+fn parse_run_id(run_id: &str) -> Option<u64> {
+    let parts: Vec<&str> = run_id.split('-').collect();
+    if parts.len() != 5 {
+        return None;
+    }
+    let hi = u64::from_str_radix(parts[3], 16).ok()?;
+    let lo = u64::from_str_radix(parts[4], 16).ok()?;
+    Some((hi << 48) | lo)
+}
+
+fn info_of(run: &RunState) -> WorkflowExecutionInfo {
+    WorkflowExecutionInfo {
+        workflow_id: run.workflow_id.clone(),
+        run_id: run.run_id.clone(),
+        workflow_type: run.workflow_type.clone(),
+        task_queue: run.task_queue.clone(),
+        status: run.status,
+        start_time_ms: run.start_time_ms,
+        close_time_ms: run.close_time_ms,
+        history_length: run.history_length(),
+        history_size_bytes: run.history_size_bytes,
+        state_transition_count: run.state_transition_count,
+    }
+}
+
+fn check_id(what: &str, value: &str) -> Result<(), EngineError> {
+    if value.trim().is_empty() {
+        return Err(EngineError::InvalidArgument(format!(
+            "{what} must not be empty"
+        )));
+    }
+    if value.len() > MAX_ID_LENGTH {
+        return Err(EngineError::InvalidArgument(format!(
+            "{what} is {} bytes, longer than the {MAX_ID_LENGTH}-byte limit",
+            value.len()
+        )));
+    }
+    if value.chars().any(char::is_control) {
+        return Err(EngineError::InvalidArgument(format!(
+            "{what} {value:?} contains control characters"
+        )));
+    }
+    Ok(())
+}
+
+impl Engine {
+    /// Starts a workflow. WorkflowExecutionStarted and the first
+    /// WorkflowTaskScheduled are durable before this returns.
+    pub async fn start_workflow(
+        &self,
+        opts: StartWorkflowOptions,
+    ) -> Result<RunHandle, EngineError> {
+        check_id("workflow id", &opts.workflow_id)?;
+        check_id("workflow type", &opts.workflow_type)?;
+        check_id("task queue", &opts.task_queue)?;
+        if opts.input.len() > BLOB_SIZE_LIMIT {
+            return Err(EngineError::InvalidArgument(format!(
+                "input of workflow {:?} is {} bytes, over the {BLOB_SIZE_LIMIT}-byte payload limit",
+                opts.workflow_id,
+                opts.input.len()
+            )));
+        }
+        serde_json::from_str::<serde_json::Value>(opts.input.as_json()).map_err(|e| {
+            EngineError::InvalidInput {
+                workflow_type: opts.workflow_type.clone(),
+                detail: format!("not JSON: {e}"),
+            }
+        })?;
+        {
+            let catalog = self
+                .inner
+                .catalog
+                .read()
+                .map_err(|_| EngineError::Shutdown)?;
+            if !catalog.is_empty() {
+                match catalog.get(&opts.workflow_type) {
+                    None => {
+                        return Err(EngineError::UnknownWorkflowType {
+                            name: opts.workflow_type.clone(),
+                            known: catalog.keys().cloned().collect(),
+                        });
+                    }
+                    Some(validate) => {
+                        validate(&opts.input).map_err(|detail| EngineError::InvalidInput {
+                            workflow_type: opts.workflow_type.clone(),
+                            detail,
+                        })?
+                    }
+                }
+            }
+        }
+        let store = self.inner.store.clone();
+        let (handle, ticket, effects, change) = {
+            let mut core = self.lock();
+            if let Some(prev) = store.run_seq_of(&opts.workflow_id)?
+                && let Some(run) = core.runs.get(&prev)
+            {
+                return Err(EngineError::AlreadyStarted {
+                    workflow_id: opts.workflow_id.clone(),
+                    run_id: run.run_id.clone(),
+                });
+            }
+            let now = self.now_ms();
+            let seq = store.next_run_seq()?;
+            let run_id = make_run_id(now, seq);
+            let mut run = RunState {
+                seq,
+                workflow_id: opts.workflow_id.clone(),
+                run_id: run_id.clone(),
+                workflow_type: opts.workflow_type.clone(),
+                task_queue: opts.task_queue.clone(),
+                status: WorkflowExecutionStatus::Running,
+                start_time_ms: now,
+                close_time_ms: None,
+                next_event_id: 1,
+                history_size_bytes: 0,
+                state_transition_count: 0,
+                workflow_task_timeout: opts.workflow_task_timeout,
+                workflow_task: None::<WorkflowTaskState>,
+                activities: Vec::new(),
+                buffered: Vec::new(),
+                close_event_id: None,
+            };
+            let mut tr = Transition::default();
+            run.append(
+                &mut tr,
+                now,
+                EventAttributes::WorkflowExecutionStarted {
+                    workflow_id: opts.workflow_id.clone(),
+                    workflow_type: opts.workflow_type.clone(),
+                    task_queue: opts.task_queue.clone(),
+                    input: opts.input.clone(),
+                    workflow_task_timeout: opts.workflow_task_timeout,
+                    original_execution_run_id: run_id.clone(),
+                    first_execution_run_id: run_id.clone(),
+                    identity: opts.identity.clone(),
+                    attempt: 1,
+                },
+            );
+            run.schedule_workflow_task(&mut tr, now);
+            let mut batch = WriteBatch::default();
+            for e in &tr.events {
+                batch.put_event(seq, e)?;
+            }
+            run.state_transition_count += 1;
+            batch.put_run(seq, &run)?;
+            batch.put_workflow_index(&opts.workflow_id, seq);
+            let ticket = store.commit(batch)?;
+            let change = super::feed::Change {
+                workflow_id: run.workflow_id.clone(),
+                run_id: run_id.clone(),
+                status: run.status,
+                new_events: tr.events.len() as u64,
+            };
+            core.runs.insert(seq, run);
+            (
+                RunHandle {
+                    workflow_id: opts.workflow_id,
+                    run_id,
+                },
+                ticket,
+                tr.effects,
+                change,
+            )
+        };
+        self.finish(ticket, effects, Some(change)).await?;
+        Ok(handle)
+    }
+
+    /// Finds a run: the given run id, or the workflow id's newest run.
+    fn resolve(&self, workflow_id: &str, run_id: Option<&str>) -> Result<u64, EngineError> {
+        let not_found = || EngineError::WorkflowNotFound {
+            workflow_id: workflow_id.to_string(),
+        };
+        match run_id.filter(|r| !r.is_empty()) {
+            Some(r) => {
+                let run_not_found = || EngineError::RunNotFound {
+                    workflow_id: workflow_id.to_string(),
+                    run_id: r.to_string(),
+                };
+                let seq = parse_run_id(r).ok_or_else(run_not_found)?;
+                match self.inner.store.run(seq)? {
+                    Some(run) if run.workflow_id == workflow_id && run.run_id == r => Ok(seq),
+                    _ => Err(run_not_found()),
+                }
+            }
+            None => self
+                .inner
+                .store
+                .run_seq_of(workflow_id)?
+                .ok_or_else(not_found),
+        }
+    }
+
+    /// The state of a run as last committed and flushed.
+    async fn durable_run(&self, seq: u64) -> Result<RunState, EngineError> {
+        let (run, ticket) = {
+            let core = self.lock();
+            let ticket = self.inner.store.written();
+            let run = core.runs.get(&seq).cloned();
+            (run, ticket)
+        };
+        let run = match run {
+            Some(r) => r,
+            None => self
+                .inner
+                .store
+                .run(seq)?
+                .ok_or(EngineError::TaskNotFound(format!("run {seq} vanished")))?,
+        };
+        self.inner.store.durable(ticket).await?;
+        Ok(run)
+    }
+
+    /// Execution info, pending activities and the pending workflow task.
+    pub async fn describe(
+        &self,
+        workflow_id: &str,
+        run_id: Option<&str>,
+    ) -> Result<WorkflowDescription, EngineError> {
+        let seq = self.resolve(workflow_id, run_id)?;
+        let run = self.durable_run(seq).await?;
+        let pending_activities = run
+            .activities
+            .iter()
+            .map(|a| PendingActivityInfo {
+                activity_id: a.activity_id.clone(),
+                activity_type: a.activity_type.clone(),
+                state: a.state,
+                attempt: a.attempt,
+                maximum_attempts: a.retry_policy.maximum_attempts,
+                scheduled_time_ms: a.scheduled_time_ms,
+                expiration_time_ms: a.expiration_ms,
+                last_failure: a.last_failure.clone(),
+                last_started_time_ms: a.last_started_time_ms,
+                last_worker_identity: a.last_worker_identity.clone(),
+                current_retry_interval: a.current_retry_interval,
+                last_attempt_complete_time_ms: a.last_attempt_complete_time_ms,
+                next_attempt_schedule_time_ms: a.next_attempt_schedule_time_ms,
+                retry_policy: a.retry_policy.clone(),
+                start_to_close_timeout: a.timeouts.start_to_close,
+                schedule_to_close_timeout: a.timeouts.schedule_to_close,
+            })
+            .collect();
+        let pending_workflow_task = run.workflow_task.as_ref().map(|w| PendingWorkflowTaskInfo {
+            started: w.started.is_some(),
+            attempt: w.attempt,
+            scheduled_time_ms: w.scheduled_time_ms,
+            original_scheduled_time_ms: w.original_scheduled_time_ms,
+            started_time_ms: w.started.as_ref().map(|s| s.started_time_ms),
+        });
+        Ok(WorkflowDescription {
+            info: info_of(&run),
+            pending_activities,
+            pending_workflow_task,
+        })
+    }
+
+    /// The history of a run (the newest run of the id when `run_id` is None).
+    pub async fn history(
+        &self,
+        workflow_id: &str,
+        run_id: Option<&str>,
+    ) -> Result<Vec<HistoryEvent>, EngineError> {
+        let seq = self.resolve(workflow_id, run_id)?;
+        let ticket = self.inner.store.written();
+        let events = self.inner.store.history(seq)?;
+        self.inner.store.durable(ticket).await?;
+        Ok(events)
+    }
+
+    /// Runs, newest first, `page_size` at a time.
+    pub async fn list(
+        &self,
+        filter: &ListFilter,
+        page_size: usize,
+        page_token: Option<u64>,
+    ) -> Result<ListPage, EngineError> {
+        let ticket = self.inner.store.written();
+        let page_size = page_size.max(1);
+        let mut executions = Vec::new();
+        let mut next_page_token = None;
+        for item in self.inner.store.runs_newest_first(page_token) {
+            let (seq, run) = item?;
+            if filter.status.is_some_and(|s| s != run.status) {
+                continue;
+            }
+            if filter
+                .workflow_type
+                .as_ref()
+                .is_some_and(|t| t != &run.workflow_type)
+            {
+                continue;
+            }
+            if executions.len() == page_size {
+                next_page_token = Some(seq + 1);
+                break;
+            }
+            executions.push(info_of(&run));
+        }
+        self.inner.store.durable(ticket).await?;
+        Ok(ListPage {
+            executions,
+            next_page_token,
+        })
+    }
+
+    /// Waits until the run closes and returns how it closed.
+    pub async fn result(
+        &self,
+        workflow_id: &str,
+        run_id: Option<&str>,
+    ) -> Result<WorkflowOutcome, EngineError> {
+        let seq = self.resolve(workflow_id, run_id)?;
+        let wait = {
+            let mut core = self.lock();
+            if core.runs.contains_key(&seq) {
+                let (tx, rx) = oneshot::channel();
+                core.waiters.entry(seq).or_default().push(tx);
+                Some(rx)
+            } else {
+                None
+            }
+        };
+        if let Some(rx) = wait {
+            rx.await.map_err(|_| EngineError::Shutdown)?;
+        }
+        let run = self.durable_run(seq).await?;
+        let close_id = run.close_event_id.ok_or(EngineError::Shutdown)?;
+        let events = self.inner.store.history_from(seq, close_id)?;
+        match events.first().map(|e| &e.attributes) {
+            Some(EventAttributes::WorkflowExecutionCompleted { result, .. }) => {
+                Ok(WorkflowOutcome::Completed(result.clone()))
+            }
+            Some(EventAttributes::WorkflowExecutionFailed { failure, .. }) => {
+                Ok(WorkflowOutcome::Failed(failure.clone()))
+            }
+            Some(EventAttributes::WorkflowExecutionTerminated { reason, .. }) => {
+                Ok(WorkflowOutcome::Terminated {
+                    reason: reason.clone(),
+                })
+            }
+            _ => Err(EngineError::Store(super::error::StoreError::CorruptValue {
+                what: format!("close event of {workflow_id}"),
+                detail: "missing".into(),
+            })),
+        }
+    }
+
+    /// Terminates a running run at once: WorkflowExecutionTerminated, and
+    /// nothing written for its pending work.
+    pub async fn terminate(
+        &self,
+        workflow_id: &str,
+        run_id: Option<&str>,
+        reason: &str,
+        identity: &str,
+    ) -> Result<(), EngineError> {
+        let seq = self.resolve(workflow_id, run_id)?;
+        let running = self.lock().runs.contains_key(&seq);
+        if !running {
+            let run = self.durable_run(seq).await?;
+            return Err(EngineError::AlreadyCompleted {
+                workflow_id: workflow_id.to_string(),
+                run_id: run.run_id,
+            });
+        }
+        self.transact(seq, |run, tr, now| {
+            run.terminate(tr, now, reason, identity);
+            Ok(())
+        })
+        .await
+    }
+}

@@ -1,0 +1,539 @@
+//! The engine: in-memory state of running executions, task queues and
+//! timers, all derived from the store, plus the commit path every transition
+//! takes: transition → one atomic batch → durable flush → effects.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, RwLock, Weak};
+
+use tokio::sync::{Notify, broadcast, oneshot};
+
+use super::clock::Clock;
+use super::error::{EngineError, StoreError};
+use super::failure::Failure;
+use super::feed::Change;
+use super::history::{Payload, TimeoutType};
+use super::state::{Effect, PendingActivityState, RunState, TimerKey, Transition};
+use super::store::{Store, WriteBatch};
+
+/// How the engine is opened.
+#[derive(Clone, Debug)]
+pub struct EngineConfig {
+    pub data_dir: PathBuf,
+    pub clock: Clock,
+}
+
+impl EngineConfig {
+    pub fn new(data_dir: impl Into<PathBuf>) -> Self {
+        EngineConfig {
+            data_dir: data_dir.into(),
+            clock: Clock::system(),
+        }
+    }
+
+    pub fn clock(mut self, clock: Clock) -> Self {
+        self.clock = clock;
+        self
+    }
+}
+
+/// Checks a workflow type's input before anything is written.
+pub type InputValidator = Arc<dyn Fn(&Payload) -> Result<(), String> + Send + Sync>;
+
+pub(crate) struct TaskQueue<T> {
+    pub(crate) items: VecDeque<T>,
+    pub(crate) notify: Arc<Notify>,
+}
+
+impl<T> Default for TaskQueue<T> {
+    fn default() -> Self {
+        TaskQueue {
+            items: VecDeque::new(),
+            notify: Arc::new(Notify::new()),
+        }
+    }
+}
+
+pub(crate) struct Core {
+    /// Running executions by run seq.
+    pub(crate) runs: HashMap<u64, RunState>,
+    pub(crate) workflow_queues: HashMap<String, TaskQueue<u64>>,
+    pub(crate) activity_queues: HashMap<String, TaskQueue<(u64, u64, u32)>>,
+    pub(crate) timers: BTreeSet<(u64, TimerKey)>,
+    pub(crate) waiters: HashMap<u64, Vec<oneshot::Sender<()>>>,
+}
+
+pub(crate) struct Inner {
+    pub(crate) store: Arc<Store>,
+    pub(crate) clock: Clock,
+    pub(crate) core: Mutex<Core>,
+    pub(crate) feed: broadcast::Sender<Change>,
+    pub(crate) timer_wake: Arc<Notify>,
+    pub(crate) catalog: RwLock<BTreeMap<String, InputValidator>>,
+    pub(crate) next_request: AtomicU64,
+    pub(crate) transitions: AtomicU64,
+}
+
+/// The durable-execution engine. Cheap to clone; all clones share one store.
+#[derive(Clone)]
+pub struct Engine {
+    pub(crate) inner: Arc<Inner>,
+}
+
+impl std::fmt::Debug for Engine {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Engine")
+            .field("data_dir", &self.inner.store.path())
+            .finish()
+    }
+}
+
+impl Engine {
+    /// Opens the data directory, rebuilds queues and timers from the running
+    /// executions, and starts the timer loop. Call inside a tokio runtime.
+    pub fn open(config: EngineConfig) -> Result<Engine, StoreError> {
+        let store = Store::open(&config.data_dir)?;
+        let (feed, _) = broadcast::channel(4096);
+        let inner = Arc::new(Inner {
+            store,
+            clock: config.clock,
+            core: Mutex::new(Core {
+                runs: HashMap::new(),
+                workflow_queues: HashMap::new(),
+                activity_queues: HashMap::new(),
+                timers: BTreeSet::new(),
+                waiters: HashMap::new(),
+            }),
+            feed,
+            timer_wake: Arc::new(Notify::new()),
+            catalog: RwLock::new(BTreeMap::new()),
+            next_request: AtomicU64::new(1),
+            transitions: AtomicU64::new(0),
+        });
+        let engine = Engine { inner };
+        engine.recover()?;
+        tokio::spawn(timer_loop(Arc::downgrade(&engine.inner)));
+        Ok(engine)
+    }
+
+    pub fn clock(&self) -> &Clock {
+        &self.inner.clock
+    }
+
+    pub fn now_ms(&self) -> u64 {
+        self.inner.clock.now_ms()
+    }
+
+    pub fn store(&self) -> &Arc<Store> {
+        &self.inner.store
+    }
+
+    /// Committed transitions since open.
+    pub fn transition_count(&self) -> u64 {
+        self.inner.transitions.load(Ordering::Relaxed)
+    }
+
+    /// Subscribes to committed changes (after they are durable).
+    pub fn subscribe(&self) -> broadcast::Receiver<Change> {
+        self.inner.feed.subscribe()
+    }
+
+    /// Makes a workflow type known, with a check of its input. Starts of
+    /// unknown types are refused once any type is known.
+    pub fn register_workflow_type(&self, name: &str, validator: InputValidator) {
+        if let Ok(mut c) = self.inner.catalog.write() {
+            c.insert(name.to_string(), validator);
+        }
+    }
+
+    pub(crate) fn lock(&self) -> MutexGuard<'_, Core> {
+        // A poisoned lock means a panic while holding it; the state inside is
+        // still the last consistent one (transitions work on copies).
+        self.inner
+            .core
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Rebuilds running executions, queues and timers from the store.
+    fn recover(&self) -> Result<(), StoreError> {
+        let now = self.now_ms();
+        let mut effects = Vec::new();
+        let mut running = Vec::new();
+        for item in self.inner.store.runs_newest_first(None) {
+            let (_, run) = item?;
+            if run.is_running() {
+                running.push(run);
+            }
+        }
+        let mut core = self.lock();
+        for mut run in running.into_iter().rev() {
+            if let Some(w) = &mut run.workflow_task {
+                // Whoever held it died with the old process.
+                w.started = None;
+                if w.not_before_ms <= now {
+                    effects.push(Effect::EnqueueWorkflowTask {
+                        seq: run.seq,
+                        queue: run.task_queue.clone(),
+                    });
+                } else {
+                    effects.push(Effect::Timer {
+                        at_ms: w.not_before_ms,
+                        key: TimerKey::WorkflowTaskRetry {
+                            seq: run.seq,
+                            attempt: w.attempt,
+                        },
+                    });
+                }
+            }
+            for a in &run.activities {
+                let (seq, scheduled, attempt) = (run.seq, a.scheduled_event_id, a.attempt);
+                if let Some(exp) = a.expiration_ms {
+                    effects.push(Effect::Timer {
+                        at_ms: exp,
+                        key: TimerKey::ActivityScheduleToClose { seq, scheduled },
+                    });
+                }
+                match a.state {
+                    PendingActivityState::Started => {
+                        let started = a.last_started_time_ms.unwrap_or(now);
+                        effects.push(Effect::Timer {
+                            at_ms: started + a.timeouts.start_to_close.as_millis() as u64,
+                            key: TimerKey::ActivityStartToClose {
+                                seq,
+                                scheduled,
+                                attempt,
+                            },
+                        });
+                    }
+                    PendingActivityState::Scheduled => {
+                        effects.push(Effect::Timer {
+                            at_ms: a.scheduled_time_ms,
+                            key: TimerKey::ActivityRetry {
+                                seq,
+                                scheduled,
+                                attempt,
+                            },
+                        });
+                    }
+                }
+            }
+            core.runs.insert(run.seq, run);
+        }
+        for e in effects {
+            apply_effect(&mut core, e, &self.inner.timer_wake);
+        }
+        drop(core);
+        Ok(())
+    }
+
+    /// Runs one transition on a running execution: the closure mutates a
+    /// copy of the run's state and records events and effects; the events
+    /// and the new state are committed in one batch; once durable, the
+    /// effects run and the change feed is told.
+    pub(crate) async fn transact<R>(
+        &self,
+        seq: u64,
+        f: impl FnOnce(&mut RunState, &mut Transition, u64) -> Result<R, EngineError>,
+    ) -> Result<R, EngineError> {
+        let (r, ticket, effects, change) = {
+            let mut core = self.lock();
+            let Some(current) = core.runs.get(&seq) else {
+                return Err(EngineError::TaskNotFound(format!(
+                    "run {seq} is not running"
+                )));
+            };
+            let mut run = current.clone();
+            let mut tr = Transition::default();
+            let now = self.now_ms();
+            let r = f(&mut run, &mut tr, now)?;
+            let ticket = self.commit_run(&run, &tr)?;
+            let change = Change {
+                workflow_id: run.workflow_id.clone(),
+                run_id: run.run_id.clone(),
+                status: run.status,
+                new_events: tr.events.len() as u64,
+            };
+            if run.is_running() {
+                core.runs.insert(seq, run);
+            } else {
+                core.runs.remove(&seq);
+            }
+            (r, ticket, tr.effects, change)
+        };
+        self.finish(ticket, effects, Some(change)).await?;
+        Ok(r)
+    }
+
+    /// Writes a run's new events and state in one atomic batch.
+    pub(crate) fn commit_run(&self, run: &RunState, tr: &Transition) -> Result<u64, StoreError> {
+        let mut batch = WriteBatch::default();
+        for e in &tr.events {
+            batch.put_event(run.seq, e)?;
+        }
+        let mut run = run.clone();
+        run.state_transition_count += 1;
+        batch.put_run(run.seq, &run)?;
+        self.inner.transitions.fetch_add(1, Ordering::Relaxed);
+        self.inner.store.commit(batch)
+    }
+
+    /// Waits for durability, then runs effects and tells the change feed.
+    pub(crate) async fn finish(
+        &self,
+        ticket: u64,
+        effects: Vec<Effect>,
+        change: Option<Change>,
+    ) -> Result<(), EngineError> {
+        self.inner.store.durable(ticket).await?;
+        if !effects.is_empty() {
+            let mut core = self.lock();
+            for e in effects {
+                apply_effect(&mut core, e, &self.inner.timer_wake);
+            }
+        }
+        if let Some(c) = change {
+            let _ = self.inner.feed.send(c);
+        }
+        Ok(())
+    }
+
+    /// Fires every timer due now. Public so tests and the headless runner can
+    /// drive time themselves; the timer loop calls it too.
+    pub async fn tick(&self) -> usize {
+        let mut fired = 0;
+        loop {
+            let now = self.now_ms();
+            let key = {
+                let mut core = self.lock();
+                match core.timers.first() {
+                    Some((at, _)) if *at <= now => core.timers.pop_first().map(|(_, k)| k),
+                    _ => None,
+                }
+            };
+            let Some(key) = key else { break };
+            fired += 1;
+            if let Err(e) = self.fire(key).await {
+                tracing::debug!(error = %e, "timer had nothing to do");
+            }
+        }
+        fired
+    }
+
+    async fn fire(&self, key: TimerKey) -> Result<(), EngineError> {
+        match key {
+            TimerKey::ActivityRetry {
+                seq,
+                scheduled,
+                attempt,
+            } => {
+                let mut core = self.lock();
+                let now = self.now_ms();
+                let Some(run) = core.runs.get(&seq) else {
+                    return Ok(());
+                };
+                let Some(a) = run
+                    .activity_index(scheduled)
+                    .map(|i| &run.activities[i])
+                    .filter(|a| a.attempt == attempt && a.state == PendingActivityState::Scheduled)
+                else {
+                    return Ok(());
+                };
+                let queue = a.task_queue.clone();
+                let s2s = a.timeouts.schedule_to_start;
+                apply_effect(
+                    &mut core,
+                    Effect::EnqueueActivity {
+                        seq,
+                        scheduled,
+                        attempt,
+                        queue,
+                    },
+                    &self.inner.timer_wake,
+                );
+                if !s2s.is_zero() {
+                    apply_effect(
+                        &mut core,
+                        Effect::Timer {
+                            at_ms: now + s2s.as_millis() as u64,
+                            key: TimerKey::ActivityScheduleToStart {
+                                seq,
+                                scheduled,
+                                attempt,
+                            },
+                        },
+                        &self.inner.timer_wake,
+                    );
+                }
+                Ok(())
+            }
+            TimerKey::ActivityStartToClose {
+                seq,
+                scheduled,
+                attempt,
+            } => {
+                self.activity_timeout(
+                    seq,
+                    scheduled,
+                    Some((attempt, PendingActivityState::Started)),
+                    TimeoutType::StartToClose,
+                )
+                .await
+            }
+            TimerKey::ActivityScheduleToStart {
+                seq,
+                scheduled,
+                attempt,
+            } => {
+                self.activity_timeout(
+                    seq,
+                    scheduled,
+                    Some((attempt, PendingActivityState::Scheduled)),
+                    TimeoutType::ScheduleToStart,
+                )
+                .await
+            }
+            TimerKey::ActivityScheduleToClose { seq, scheduled } => {
+                self.activity_timeout(seq, scheduled, None, TimeoutType::ScheduleToClose)
+                    .await
+            }
+            TimerKey::WorkflowTaskTimeout { seq, request_id } => {
+                self.transact(seq, |run, tr, now| {
+                    let holds = run
+                        .workflow_task
+                        .as_ref()
+                        .and_then(|w| w.started.as_ref())
+                        .is_some_and(|s| s.request_id == request_id);
+                    if !holds {
+                        return Err(EngineError::TaskNotFound(
+                            "workflow task already closed".into(),
+                        ));
+                    }
+                    run.time_out_workflow_task(tr, now);
+                    Ok(())
+                })
+                .await
+            }
+            TimerKey::WorkflowTaskRetry { seq, attempt } => {
+                let mut core = self.lock();
+                let Some(run) = core.runs.get(&seq) else {
+                    return Ok(());
+                };
+                let ok = run
+                    .workflow_task
+                    .as_ref()
+                    .is_some_and(|w| w.attempt == attempt && w.started.is_none());
+                if ok {
+                    let queue = run.task_queue.clone();
+                    apply_effect(
+                        &mut core,
+                        Effect::EnqueueWorkflowTask { seq, queue },
+                        &self.inner.timer_wake,
+                    );
+                }
+                Ok(())
+            }
+        }
+    }
+
+    async fn activity_timeout(
+        &self,
+        seq: u64,
+        scheduled: u64,
+        expect: Option<(u32, PendingActivityState)>,
+        timeout_type: TimeoutType,
+    ) -> Result<(), EngineError> {
+        self.transact(seq, |run, tr, now| {
+            let idx = run
+                .activity_index(scheduled)
+                .ok_or_else(|| EngineError::TaskNotFound("activity already closed".into()))?;
+            if let Some((attempt, state)) = expect {
+                let a = &run.activities[idx];
+                if a.attempt != attempt || a.state != state {
+                    return Err(EngineError::TaskNotFound("attempt already over".into()));
+                }
+            }
+            run.fail_activity_attempt(tr, now, idx, Failure::activity_timeout(timeout_type), None);
+            Ok(())
+        })
+        .await
+    }
+
+    /// The earliest armed timer, if any.
+    pub fn next_timer_ms(&self) -> Option<u64> {
+        self.lock().timers.first().map(|(at, _)| *at)
+    }
+
+    pub(crate) fn next_request_id(&self) -> u64 {
+        self.inner.next_request.fetch_add(1, Ordering::Relaxed)
+    }
+}
+
+impl Drop for Inner {
+    fn drop(&mut self) {
+        self.timer_wake.notify_one();
+    }
+}
+
+/// Applies an effect to the in-memory state; wakes the timer loop when a
+/// timer becomes the earliest.
+pub(crate) fn apply_effect(core: &mut Core, e: Effect, wake: &Notify) {
+    match e {
+        Effect::EnqueueWorkflowTask { seq, queue } => {
+            let q = core.workflow_queues.entry(queue).or_default();
+            q.items.push_back(seq);
+            q.notify.notify_one();
+        }
+        Effect::EnqueueActivity {
+            seq,
+            scheduled,
+            attempt,
+            queue,
+        } => {
+            let q = core.activity_queues.entry(queue).or_default();
+            q.items.push_back((seq, scheduled, attempt));
+            q.notify.notify_one();
+        }
+        Effect::Timer { at_ms, key } => {
+            let earliest = core.timers.first().is_none_or(|(first, _)| at_ms < *first);
+            core.timers.insert((at_ms, key));
+            if earliest {
+                wake.notify_one();
+            }
+        }
+        Effect::Closed { seq } => {
+            for w in core.waiters.remove(&seq).unwrap_or_default() {
+                let _ = w.send(());
+            }
+        }
+    }
+}
+
+/// Sleeps until the next timer (or until woken by a new one), then ticks.
+/// Holds only a weak reference, so it ends when the engine is dropped.
+async fn timer_loop(weak: Weak<Inner>) {
+    loop {
+        let (next, wake, clock) = {
+            let Some(inner) = weak.upgrade() else { return };
+            let engine = Engine { inner };
+            (
+                engine.next_timer_ms(),
+                engine.inner.timer_wake.clone(),
+                engine.inner.clock.clone(),
+            )
+        };
+        match next {
+            Some(at) => {
+                tokio::select! {
+                    _ = clock.sleep_until_ms(at) => {}
+                    _ = wake.notified() => {}
+                }
+            }
+            // Dropping the engine wakes this too (see `Drop for Inner`).
+            None => wake.notified().await,
+        }
+        let Some(inner) = weak.upgrade() else { return };
+        Engine { inner }.tick().await;
+    }
+}

@@ -1,0 +1,410 @@
+//! Event history: Temporal's event types and the attributes that matter.
+//!
+//! Each run has an append-only list of [`HistoryEvent`]s numbered from 1 with
+//! no gaps. Payloads (inputs, results, failure details) are JSON text so a
+//! person can read them; the stored envelope is bincode (see `store`).
+
+use std::fmt;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use super::failure::Failure;
+use super::retry::RetryPolicy;
+
+/// A JSON value carried as text, so bincode can store it and a person can read it.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+pub struct Payload(pub String);
+
+impl Payload {
+    /// Encodes any serializable value as a JSON payload.
+    pub fn from_value<T: Serialize + ?Sized>(value: &T) -> Result<Self, serde_json::Error> {
+        serde_json::to_string(value).map(Payload)
+    }
+
+    /// Decodes the payload into a typed value.
+    pub fn to_value<T: serde::de::DeserializeOwned>(&self) -> Result<T, serde_json::Error> {
+        serde_json::from_str(&self.0)
+    }
+
+    /// The JSON text.
+    pub fn as_json(&self) -> &str {
+        &self.0
+    }
+
+    /// Size in bytes, as counted against the blob limits.
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
+impl fmt::Debug for Payload {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl fmt::Display for Payload {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// Temporal's `RetryState`: why an activity or workflow stopped (or did not stop) retrying.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum RetryState {
+    InProgress,
+    NonRetryableFailure,
+    Timeout,
+    MaximumAttemptsReached,
+    RetryPolicyNotSet,
+    InternalServerError,
+    CancelRequested,
+}
+
+impl RetryState {
+    /// The enum name as Temporal prints it in JSON (`RETRY_STATE_TIMEOUT`).
+    pub fn temporal_name(self) -> &'static str {
+        match self {
+            RetryState::InProgress => "RETRY_STATE_IN_PROGRESS",
+            RetryState::NonRetryableFailure => "RETRY_STATE_NON_RETRYABLE_FAILURE",
+            RetryState::Timeout => "RETRY_STATE_TIMEOUT",
+            RetryState::MaximumAttemptsReached => "RETRY_STATE_MAXIMUM_ATTEMPTS_REACHED",
+            RetryState::RetryPolicyNotSet => "RETRY_STATE_RETRY_POLICY_NOT_SET",
+            RetryState::InternalServerError => "RETRY_STATE_INTERNAL_SERVER_ERROR",
+            RetryState::CancelRequested => "RETRY_STATE_CANCEL_REQUESTED",
+        }
+    }
+}
+
+/// Temporal's timeout types.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum TimeoutType {
+    StartToClose,
+    ScheduleToStart,
+    ScheduleToClose,
+    Heartbeat,
+}
+
+impl TimeoutType {
+    pub fn temporal_name(self) -> &'static str {
+        match self {
+            TimeoutType::StartToClose => "TIMEOUT_TYPE_START_TO_CLOSE",
+            TimeoutType::ScheduleToStart => "TIMEOUT_TYPE_SCHEDULE_TO_START",
+            TimeoutType::ScheduleToClose => "TIMEOUT_TYPE_SCHEDULE_TO_CLOSE",
+            TimeoutType::Heartbeat => "TIMEOUT_TYPE_HEARTBEAT",
+        }
+    }
+
+    /// The words Temporal's server uses in the failure message (`activity StartToClose timeout`).
+    pub fn words(self) -> &'static str {
+        match self {
+            TimeoutType::StartToClose => "StartToClose",
+            TimeoutType::ScheduleToStart => "ScheduleToStart",
+            TimeoutType::ScheduleToClose => "ScheduleToClose",
+            TimeoutType::Heartbeat => "Heartbeat",
+        }
+    }
+}
+
+/// Why a workflow task failed (`WORKFLOW_TASK_FAILED_CAUSE_*`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum WorkflowTaskFailedCause {
+    /// Workflow code panicked or returned a non-workflow error.
+    WorkflowWorkerUnhandledFailure,
+    /// The code issued commands that do not match the recorded history.
+    NonDeterministicError,
+    /// An activity command had invalid attributes (no timeout set, …).
+    BadScheduleActivityAttributes,
+    /// The workflow tried to close while new events were waiting.
+    UnhandledCommand,
+}
+
+impl WorkflowTaskFailedCause {
+    pub fn temporal_name(self) -> &'static str {
+        match self {
+            Self::WorkflowWorkerUnhandledFailure => {
+                "WORKFLOW_TASK_FAILED_CAUSE_WORKFLOW_WORKER_UNHANDLED_FAILURE"
+            }
+            Self::NonDeterministicError => "WORKFLOW_TASK_FAILED_CAUSE_NON_DETERMINISTIC_ERROR",
+            Self::BadScheduleActivityAttributes => {
+                "WORKFLOW_TASK_FAILED_CAUSE_BAD_SCHEDULE_ACTIVITY_ATTRIBUTES"
+            }
+            Self::UnhandledCommand => "WORKFLOW_TASK_FAILED_CAUSE_UNHANDLED_COMMAND",
+        }
+    }
+}
+
+/// One event of a run's history.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct HistoryEvent {
+    /// 1-based, contiguous within a run.
+    pub event_id: u64,
+    /// Milliseconds since the Unix epoch, on the engine's clock.
+    pub event_time_ms: u64,
+    pub attributes: EventAttributes,
+}
+
+impl HistoryEvent {
+    pub fn event_type(&self) -> EventType {
+        self.attributes.event_type()
+    }
+}
+
+/// The attributes of each event type, named as in Temporal's API.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub enum EventAttributes {
+    WorkflowExecutionStarted {
+        workflow_id: String,
+        workflow_type: String,
+        task_queue: String,
+        input: Payload,
+        workflow_task_timeout: Duration,
+        original_execution_run_id: String,
+        first_execution_run_id: String,
+        identity: String,
+        attempt: u32,
+    },
+    WorkflowTaskScheduled {
+        task_queue: String,
+        start_to_close_timeout: Duration,
+        attempt: u32,
+    },
+    WorkflowTaskStarted {
+        scheduled_event_id: u64,
+        identity: String,
+        history_size_bytes: u64,
+    },
+    WorkflowTaskCompleted {
+        scheduled_event_id: u64,
+        started_event_id: u64,
+        identity: String,
+    },
+    WorkflowTaskFailed {
+        scheduled_event_id: u64,
+        started_event_id: u64,
+        cause: WorkflowTaskFailedCause,
+        failure: Failure,
+        identity: String,
+    },
+    WorkflowTaskTimedOut {
+        scheduled_event_id: u64,
+        started_event_id: u64,
+        timeout_type: TimeoutType,
+    },
+    ActivityTaskScheduled {
+        activity_id: String,
+        activity_type: String,
+        task_queue: String,
+        input: Payload,
+        schedule_to_close_timeout: Duration,
+        schedule_to_start_timeout: Duration,
+        start_to_close_timeout: Duration,
+        heartbeat_timeout: Duration,
+        workflow_task_completed_event_id: u64,
+        retry_policy: RetryPolicy,
+    },
+    ActivityTaskStarted {
+        scheduled_event_id: u64,
+        identity: String,
+        attempt: u32,
+        last_failure: Option<Failure>,
+    },
+    ActivityTaskCompleted {
+        result: Payload,
+        scheduled_event_id: u64,
+        started_event_id: u64,
+        identity: String,
+    },
+    ActivityTaskFailed {
+        failure: Failure,
+        scheduled_event_id: u64,
+        started_event_id: u64,
+        identity: String,
+        retry_state: RetryState,
+    },
+    ActivityTaskTimedOut {
+        failure: Failure,
+        scheduled_event_id: u64,
+        started_event_id: u64,
+        retry_state: RetryState,
+    },
+    WorkflowExecutionCompleted {
+        result: Payload,
+        workflow_task_completed_event_id: u64,
+    },
+    WorkflowExecutionFailed {
+        failure: Failure,
+        retry_state: RetryState,
+        workflow_task_completed_event_id: u64,
+    },
+    WorkflowExecutionTerminated {
+        reason: String,
+        identity: String,
+    },
+}
+
+/// Temporal's event types (the subset holdfast writes), named exactly as Temporal names them.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum EventType {
+    WorkflowExecutionStarted,
+    WorkflowTaskScheduled,
+    WorkflowTaskStarted,
+    WorkflowTaskCompleted,
+    WorkflowTaskFailed,
+    WorkflowTaskTimedOut,
+    ActivityTaskScheduled,
+    ActivityTaskStarted,
+    ActivityTaskCompleted,
+    ActivityTaskFailed,
+    ActivityTaskTimedOut,
+    WorkflowExecutionCompleted,
+    WorkflowExecutionFailed,
+    WorkflowExecutionTerminated,
+}
+
+impl EventType {
+    /// The PascalCase name Temporal's CLI prints (`ActivityTaskScheduled`).
+    pub fn name(self) -> &'static str {
+        match self {
+            EventType::WorkflowExecutionStarted => "WorkflowExecutionStarted",
+            EventType::WorkflowTaskScheduled => "WorkflowTaskScheduled",
+            EventType::WorkflowTaskStarted => "WorkflowTaskStarted",
+            EventType::WorkflowTaskCompleted => "WorkflowTaskCompleted",
+            EventType::WorkflowTaskFailed => "WorkflowTaskFailed",
+            EventType::WorkflowTaskTimedOut => "WorkflowTaskTimedOut",
+            EventType::ActivityTaskScheduled => "ActivityTaskScheduled",
+            EventType::ActivityTaskStarted => "ActivityTaskStarted",
+            EventType::ActivityTaskCompleted => "ActivityTaskCompleted",
+            EventType::ActivityTaskFailed => "ActivityTaskFailed",
+            EventType::ActivityTaskTimedOut => "ActivityTaskTimedOut",
+            EventType::WorkflowExecutionCompleted => "WorkflowExecutionCompleted",
+            EventType::WorkflowExecutionFailed => "WorkflowExecutionFailed",
+            EventType::WorkflowExecutionTerminated => "WorkflowExecutionTerminated",
+        }
+    }
+
+    /// Events that close a run.
+    pub fn is_close(self) -> bool {
+        matches!(
+            self,
+            EventType::WorkflowExecutionCompleted
+                | EventType::WorkflowExecutionFailed
+                | EventType::WorkflowExecutionTerminated
+        )
+    }
+}
+
+impl fmt::Display for EventType {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl EventAttributes {
+    pub fn event_type(&self) -> EventType {
+        match self {
+            EventAttributes::WorkflowExecutionStarted { .. } => EventType::WorkflowExecutionStarted,
+            EventAttributes::WorkflowTaskScheduled { .. } => EventType::WorkflowTaskScheduled,
+            EventAttributes::WorkflowTaskStarted { .. } => EventType::WorkflowTaskStarted,
+            EventAttributes::WorkflowTaskCompleted { .. } => EventType::WorkflowTaskCompleted,
+            EventAttributes::WorkflowTaskFailed { .. } => EventType::WorkflowTaskFailed,
+            EventAttributes::WorkflowTaskTimedOut { .. } => EventType::WorkflowTaskTimedOut,
+            EventAttributes::ActivityTaskScheduled { .. } => EventType::ActivityTaskScheduled,
+            EventAttributes::ActivityTaskStarted { .. } => EventType::ActivityTaskStarted,
+            EventAttributes::ActivityTaskCompleted { .. } => EventType::ActivityTaskCompleted,
+            EventAttributes::ActivityTaskFailed { .. } => EventType::ActivityTaskFailed,
+            EventAttributes::ActivityTaskTimedOut { .. } => EventType::ActivityTaskTimedOut,
+            EventAttributes::WorkflowExecutionCompleted { .. } => {
+                EventType::WorkflowExecutionCompleted
+            }
+            EventAttributes::WorkflowExecutionFailed { .. } => EventType::WorkflowExecutionFailed,
+            EventAttributes::WorkflowExecutionTerminated { .. } => {
+                EventType::WorkflowExecutionTerminated
+            }
+        }
+    }
+
+    /// The scheduled event id an activity resolution refers to.
+    pub fn activity_scheduled_event_id(&self) -> Option<u64> {
+        match self {
+            EventAttributes::ActivityTaskStarted {
+                scheduled_event_id, ..
+            }
+            | EventAttributes::ActivityTaskCompleted {
+                scheduled_event_id, ..
+            }
+            | EventAttributes::ActivityTaskFailed {
+                scheduled_event_id, ..
+            }
+            | EventAttributes::ActivityTaskTimedOut {
+                scheduled_event_id, ..
+            } => Some(*scheduled_event_id),
+            _ => None,
+        }
+    }
+
+    /// A short one-line description for logs and the history pane.
+    pub fn summary(&self) -> String {
+        match self {
+            EventAttributes::WorkflowExecutionStarted {
+                workflow_type,
+                input,
+                ..
+            } => format!("{workflow_type} input={input}"),
+            EventAttributes::WorkflowTaskScheduled { attempt, .. } => format!("attempt={attempt}"),
+            EventAttributes::WorkflowTaskStarted { identity, .. } => format!("identity={identity}"),
+            EventAttributes::WorkflowTaskCompleted { identity, .. } => {
+                format!("identity={identity}")
+            }
+            EventAttributes::WorkflowTaskFailed { cause, failure, .. } => {
+                format!("{} {}", cause.temporal_name(), failure.message)
+            }
+            EventAttributes::WorkflowTaskTimedOut { timeout_type, .. } => {
+                timeout_type.temporal_name().to_string()
+            }
+            EventAttributes::ActivityTaskScheduled {
+                activity_id,
+                activity_type,
+                input,
+                ..
+            } => format!("{activity_type} id={activity_id} input={input}"),
+            EventAttributes::ActivityTaskStarted {
+                attempt,
+                last_failure,
+                identity,
+                ..
+            } => match last_failure {
+                Some(f) => format!(
+                    "attempt={attempt} identity={identity} lastFailure={:?}",
+                    f.message
+                ),
+                None => format!("attempt={attempt} identity={identity}"),
+            },
+            EventAttributes::ActivityTaskCompleted { result, .. } => format!("result={result}"),
+            EventAttributes::ActivityTaskFailed {
+                failure,
+                retry_state,
+                ..
+            }
+            | EventAttributes::ActivityTaskTimedOut {
+                failure,
+                retry_state,
+                ..
+            } => format!("{} {:?}", retry_state.temporal_name(), failure.message),
+            EventAttributes::WorkflowExecutionCompleted { result, .. } => {
+                format!("result={result}")
+            }
+            EventAttributes::WorkflowExecutionFailed { failure, .. } => {
+                format!("{}", failure.chain())
+            }
+            EventAttributes::WorkflowExecutionTerminated { reason, .. } => {
+                format!("reason={reason:?}")
+            }
+        }
+    }
+}

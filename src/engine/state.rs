@@ -1,0 +1,937 @@
+//! A run's mutable state and its pure transitions.
+//!
+//! Every transition is `(state, input, now) -> (events, effects)`: it mutates
+//! a copy of [`RunState`], appends events to a [`Transition`] and lists the
+//! effects to run once the commit is durable. No IO happens here, so the
+//! transitions are unit-tested directly.
+
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use super::failure::Failure;
+use super::history::{
+    EventAttributes, HistoryEvent, Payload, RetryState, TimeoutType, WorkflowTaskFailedCause,
+};
+use super::retry::RetryPolicy;
+
+/// Temporal's workflow execution statuses.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum WorkflowExecutionStatus {
+    Running,
+    Completed,
+    Failed,
+    Canceled,
+    Terminated,
+    ContinuedAsNew,
+    TimedOut,
+}
+
+impl WorkflowExecutionStatus {
+    /// PascalCase, as the CLI prints it.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Running => "Running",
+            Self::Completed => "Completed",
+            Self::Failed => "Failed",
+            Self::Canceled => "Canceled",
+            Self::Terminated => "Terminated",
+            Self::ContinuedAsNew => "ContinuedAsNew",
+            Self::TimedOut => "TimedOut",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        let all = [
+            Self::Running,
+            Self::Completed,
+            Self::Failed,
+            Self::Canceled,
+            Self::Terminated,
+            Self::ContinuedAsNew,
+            Self::TimedOut,
+        ];
+        all.into_iter().find(|v| v.name().eq_ignore_ascii_case(s))
+    }
+}
+
+/// `PENDING_ACTIVITY_STATE_*`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum PendingActivityState {
+    Scheduled,
+    Started,
+}
+
+/// Options an activity command carries; `None` means unset.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct ActivityOptions {
+    pub activity_id: Option<String>,
+    pub task_queue: Option<String>,
+    pub schedule_to_close_timeout: Option<Duration>,
+    pub schedule_to_start_timeout: Option<Duration>,
+    pub start_to_close_timeout: Option<Duration>,
+    pub heartbeat_timeout: Option<Duration>,
+    pub retry_policy: Option<RetryPolicy>,
+}
+
+/// Timeouts after Temporal's normalization; zero means none.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ActivityTimeouts {
+    pub schedule_to_close: Duration,
+    pub schedule_to_start: Duration,
+    pub start_to_close: Duration,
+    pub heartbeat: Duration,
+}
+
+impl ActivityOptions {
+    /// Temporal's `validateAndNormalizeTimeouts` and retry-policy defaults.
+    pub fn normalize(
+        &self,
+        activity_id: &str,
+        activity_type: &str,
+    ) -> Result<(ActivityTimeouts, RetryPolicy), String> {
+        let pos = |d: Option<Duration>| d.filter(|d| !d.is_zero());
+        let s2c = pos(self.schedule_to_close_timeout);
+        let stc = pos(self.start_to_close_timeout);
+        let s2s = pos(self.schedule_to_start_timeout);
+        let (s2c, s2s, stc) = match (s2c, stc) {
+            (None, None) => {
+                return Err(format!(
+                    "a valid StartToCloseTimeout or ScheduleToCloseTimeout must be set on the activity. ActivityId={activity_id} ActivityType={activity_type}"
+                ));
+            }
+            (Some(s2c), stc) => (
+                s2c,
+                s2s.map(|v| v.min(s2c)).unwrap_or(s2c),
+                stc.map(|v| v.min(s2c)).unwrap_or(s2c),
+            ),
+            (None, Some(stc)) => (Duration::ZERO, s2s.unwrap_or(Duration::ZERO), stc),
+        };
+        let heartbeat = pos(self.heartbeat_timeout)
+            .map(|h| h.min(stc))
+            .unwrap_or(Duration::ZERO);
+        let policy = self.retry_policy.clone().unwrap_or_default().normalized();
+        policy
+            .validate()
+            .map_err(|e| format!("{e}. ActivityId={activity_id} ActivityType={activity_type}"))?;
+        Ok((
+            ActivityTimeouts {
+                schedule_to_close: s2c,
+                schedule_to_start: s2s,
+                start_to_close: stc,
+                heartbeat,
+            },
+            policy,
+        ))
+    }
+}
+
+/// What workflow code asks the engine to do, in the order it asked.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Command {
+    ScheduleActivity {
+        activity_id: String,
+        activity_type: String,
+        input: Payload,
+        options: ActivityOptions,
+    },
+    CompleteWorkflowExecution {
+        result: Payload,
+    },
+    FailWorkflowExecution {
+        failure: Failure,
+    },
+}
+
+impl Command {
+    /// One line naming the command, for nondeterminism messages.
+    pub fn describe(&self) -> String {
+        match self {
+            Command::ScheduleActivity {
+                activity_id,
+                activity_type,
+                ..
+            } => format!("ScheduleActivityTask(type {activity_type:?}, id {activity_id:?})"),
+            Command::CompleteWorkflowExecution { .. } => "CompleteWorkflowExecution".into(),
+            Command::FailWorkflowExecution { .. } => "FailWorkflowExecution".into(),
+        }
+    }
+}
+
+/// The run's workflow task, if one is pending.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct WorkflowTaskState {
+    /// `None` for a transient attempt (> 1), which has no Scheduled event.
+    pub scheduled_event_id: Option<u64>,
+    pub attempt: u32,
+    pub scheduled_time_ms: u64,
+    pub original_scheduled_time_ms: u64,
+    /// Not dispatched before this time (backoff between failing attempts).
+    pub not_before_ms: u64,
+    pub start_to_close: Duration,
+    /// Set while a worker holds the task. Never trusted after a restart.
+    pub started: Option<WorkflowTaskStarted>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct WorkflowTaskStarted {
+    pub identity: String,
+    pub started_time_ms: u64,
+    /// Fences completions: only the holder of this request id may complete the task.
+    pub request_id: u64,
+}
+
+/// One pending activity: everything describe shows, and what retries need.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ActivityState {
+    pub scheduled_event_id: u64,
+    pub activity_id: String,
+    pub activity_type: String,
+    pub task_queue: String,
+    pub input: Payload,
+    pub timeouts: ActivityTimeouts,
+    pub retry_policy: RetryPolicy,
+    pub state: PendingActivityState,
+    /// The attempt running now, or the next one during backoff.
+    pub attempt: u32,
+    /// When the activity was first scheduled.
+    pub first_scheduled_time_ms: u64,
+    /// When the current attempt was (or will be) scheduled.
+    pub scheduled_time_ms: u64,
+    /// The schedule-to-close deadline.
+    pub expiration_ms: Option<u64>,
+    pub last_failure: Option<Failure>,
+    pub last_started_time_ms: Option<u64>,
+    pub last_worker_identity: String,
+    pub current_retry_interval: Option<Duration>,
+    pub last_attempt_complete_time_ms: Option<u64>,
+    pub next_attempt_schedule_time_ms: Option<u64>,
+}
+
+/// The mutable state of one run, stored beside its history.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct RunState {
+    pub seq: u64,
+    pub workflow_id: String,
+    pub run_id: String,
+    pub workflow_type: String,
+    pub task_queue: String,
+    pub status: WorkflowExecutionStatus,
+    pub start_time_ms: u64,
+    pub close_time_ms: Option<u64>,
+    pub next_event_id: u64,
+    pub history_size_bytes: u64,
+    pub state_transition_count: u64,
+    pub workflow_task_timeout: Duration,
+    pub workflow_task: Option<WorkflowTaskState>,
+    pub activities: Vec<ActivityState>,
+    /// Events that arrived while a workflow task was running; appended after it.
+    pub buffered: Vec<(u64, EventAttributes)>,
+    pub close_event_id: Option<u64>,
+}
+
+/// Timers the engine keeps; each names what it checks when it fires.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum TimerKey {
+    ActivityRetry {
+        seq: u64,
+        scheduled: u64,
+        attempt: u32,
+    },
+    ActivityStartToClose {
+        seq: u64,
+        scheduled: u64,
+        attempt: u32,
+    },
+    ActivityScheduleToStart {
+        seq: u64,
+        scheduled: u64,
+        attempt: u32,
+    },
+    ActivityScheduleToClose {
+        seq: u64,
+        scheduled: u64,
+    },
+    WorkflowTaskTimeout {
+        seq: u64,
+        request_id: u64,
+    },
+    WorkflowTaskRetry {
+        seq: u64,
+        attempt: u32,
+    },
+}
+
+/// What to do once a transition is durable.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Effect {
+    EnqueueWorkflowTask {
+        seq: u64,
+        queue: String,
+    },
+    EnqueueActivity {
+        seq: u64,
+        scheduled: u64,
+        attempt: u32,
+        queue: String,
+    },
+    Timer {
+        at_ms: u64,
+        key: TimerKey,
+    },
+    Closed {
+        seq: u64,
+    },
+}
+
+/// The output of a transition: events to append and effects to run after the commit.
+#[derive(Default, Debug)]
+pub struct Transition {
+    pub events: Vec<HistoryEvent>,
+    pub effects: Vec<Effect>,
+}
+
+/// Time between failing workflow-task attempts, as observed on Temporal with
+/// sdk-core workers: attempt 2 at once, then each attempt ends by the task
+/// timeout, plus `5 s · 2^(a-4)` from attempt 4 on (capped at 10 min).
+pub fn workflow_task_retry_delay(failed_attempt: u32, task_timeout: Duration) -> Duration {
+    if failed_attempt <= 1 {
+        return Duration::ZERO;
+    }
+    let extra = if failed_attempt >= 4 {
+        let exp = (failed_attempt - 4).min(20);
+        (Duration::from_secs(5) * 2u32.pow(exp)).min(Duration::from_secs(600))
+    } else {
+        Duration::ZERO
+    };
+    task_timeout + extra
+}
+
+impl RunState {
+    pub fn is_running(&self) -> bool {
+        self.status == WorkflowExecutionStatus::Running
+    }
+
+    pub fn history_length(&self) -> u64 {
+        self.next_event_id - 1
+    }
+
+    /// Appends an event, numbering it.
+    pub fn append(
+        &mut self,
+        tr: &mut Transition,
+        now: u64,
+        mut attributes: EventAttributes,
+    ) -> u64 {
+        let event_id = self.next_event_id;
+        // An activity's close event always directly follows its Started event.
+        set_started_event_id(&mut attributes, event_id - 1);
+        self.next_event_id += 1;
+        self.history_size_bytes += approx_size(&attributes);
+        tr.events.push(HistoryEvent {
+            event_id,
+            event_time_ms: now,
+            attributes,
+        });
+        event_id
+    }
+
+    pub fn activity_index(&self, scheduled: u64) -> Option<usize> {
+        self.activities
+            .iter()
+            .position(|a| a.scheduled_event_id == scheduled)
+    }
+
+    fn workflow_task_started(&self) -> bool {
+        self.workflow_task
+            .as_ref()
+            .is_some_and(|w| w.started.is_some())
+    }
+
+    /// Writes a new WorkflowTaskScheduled (attempt 1) unless one is pending.
+    pub fn schedule_workflow_task(&mut self, tr: &mut Transition, now: u64) {
+        if let Some(w) = &self.workflow_task {
+            let transient_backoff = w.scheduled_event_id.is_none() && w.started.is_none();
+            if !transient_backoff {
+                return;
+            }
+        }
+        let id = self.append(
+            tr,
+            now,
+            EventAttributes::WorkflowTaskScheduled {
+                task_queue: self.task_queue.clone(),
+                start_to_close_timeout: self.workflow_task_timeout,
+                attempt: 1,
+            },
+        );
+        self.workflow_task = Some(WorkflowTaskState {
+            scheduled_event_id: Some(id),
+            attempt: 1,
+            scheduled_time_ms: now,
+            original_scheduled_time_ms: now,
+            not_before_ms: now,
+            start_to_close: self.workflow_task_timeout,
+            started: None,
+        });
+        tr.effects.push(Effect::EnqueueWorkflowTask {
+            seq: self.seq,
+            queue: self.task_queue.clone(),
+        });
+    }
+
+    /// Events from outside workflow code (activity results, …): buffered
+    /// while a workflow task runs, otherwise appended with a workflow task.
+    pub fn add_external_events(
+        &mut self,
+        tr: &mut Transition,
+        now: u64,
+        events: Vec<(u64, EventAttributes)>,
+    ) {
+        if self.workflow_task_started() {
+            self.buffered.extend(events);
+        } else {
+            for (t, e) in events {
+                self.append(tr, t, e);
+            }
+            self.schedule_workflow_task(tr, now);
+        }
+    }
+
+    /// Appends buffered events after a workflow task ends, and schedules the next task.
+    fn flush_buffered(&mut self, tr: &mut Transition, now: u64) -> bool {
+        if self.buffered.is_empty() {
+            return false;
+        }
+        for (t, e) in std::mem::take(&mut self.buffered) {
+            self.append(tr, t, e);
+        }
+        self.schedule_workflow_task(tr, now);
+        true
+    }
+
+    /// A worker took the workflow task.
+    pub fn start_workflow_task(
+        &mut self,
+        identity: &str,
+        now: u64,
+        request_id: u64,
+    ) -> Option<Effect> {
+        let w = self.workflow_task.as_mut()?;
+        w.started = Some(WorkflowTaskStarted {
+            identity: identity.to_string(),
+            started_time_ms: now,
+            request_id,
+        });
+        Some(Effect::Timer {
+            at_ms: now + w.start_to_close.as_millis() as u64,
+            key: TimerKey::WorkflowTaskTimeout {
+                seq: self.seq,
+                request_id,
+            },
+        })
+    }
+
+    /// Writes the (deferred) Scheduled-if-transient and Started events of the
+    /// running workflow task; returns (scheduled id, started id).
+    fn write_task_started(&mut self, tr: &mut Transition) -> Option<(u64, u64)> {
+        let w = self.workflow_task.clone()?;
+        let st = w.started.clone()?;
+        let scheduled = match w.scheduled_event_id {
+            Some(id) => id,
+            None => self.append(
+                tr,
+                w.scheduled_time_ms,
+                EventAttributes::WorkflowTaskScheduled {
+                    task_queue: self.task_queue.clone(),
+                    start_to_close_timeout: w.start_to_close,
+                    attempt: w.attempt,
+                },
+            ),
+        };
+        let size = self.history_size_bytes;
+        let started = self.append(
+            tr,
+            st.started_time_ms,
+            EventAttributes::WorkflowTaskStarted {
+                scheduled_event_id: scheduled,
+                identity: st.identity,
+                history_size_bytes: size,
+            },
+        );
+        Some((scheduled, started))
+    }
+
+    /// The worker finished the workflow task with these commands.
+    pub fn complete_workflow_task(
+        &mut self,
+        tr: &mut Transition,
+        now: u64,
+        identity: &str,
+        commands: Vec<Command>,
+    ) {
+        // Validate every command before writing anything.
+        let mut activities = Vec::new();
+        for c in &commands {
+            if let Command::ScheduleActivity {
+                activity_id,
+                activity_type,
+                options,
+                ..
+            } = c
+            {
+                match options.normalize(activity_id, activity_type) {
+                    Ok(n) => activities.push(n),
+                    Err(msg) => {
+                        self.fail_workflow_task(
+                            tr,
+                            now,
+                            identity,
+                            WorkflowTaskFailedCause::BadScheduleActivityAttributes,
+                            Failure::application("BadScheduleActivityAttributes", msg, true),
+                        );
+                        return;
+                    }
+                }
+            }
+        }
+        let closes = commands.iter().any(|c| {
+            matches!(
+                c,
+                Command::CompleteWorkflowExecution { .. } | Command::FailWorkflowExecution { .. }
+            )
+        });
+        if closes && !self.buffered.is_empty() {
+            self.fail_workflow_task(
+                tr,
+                now,
+                identity,
+                WorkflowTaskFailedCause::UnhandledCommand,
+                Failure::application(
+                    "UnhandledCommand",
+                    "new events arrived while the workflow task ran; it runs again with them",
+                    false,
+                ),
+            );
+            return;
+        }
+        let Some((scheduled, started)) = self.write_task_started(tr) else {
+            return;
+        };
+        let completed = self.append(
+            tr,
+            now,
+            EventAttributes::WorkflowTaskCompleted {
+                scheduled_event_id: scheduled,
+                started_event_id: started,
+                identity: identity.to_string(),
+            },
+        );
+        self.workflow_task = None;
+        let mut normalized = activities.into_iter();
+        for c in commands {
+            match c {
+                Command::ScheduleActivity {
+                    activity_id,
+                    activity_type,
+                    input,
+                    options,
+                } => {
+                    let Some((timeouts, retry_policy)) = normalized.next() else {
+                        break;
+                    };
+                    let task_queue = options
+                        .task_queue
+                        .clone()
+                        .unwrap_or_else(|| self.task_queue.clone());
+                    let id = self.append(
+                        tr,
+                        now,
+                        EventAttributes::ActivityTaskScheduled {
+                            activity_id: activity_id.clone(),
+                            activity_type: activity_type.clone(),
+                            task_queue: task_queue.clone(),
+                            input: input.clone(),
+                            schedule_to_close_timeout: timeouts.schedule_to_close,
+                            schedule_to_start_timeout: timeouts.schedule_to_start,
+                            start_to_close_timeout: timeouts.start_to_close,
+                            heartbeat_timeout: timeouts.heartbeat,
+                            workflow_task_completed_event_id: completed,
+                            retry_policy: retry_policy.clone(),
+                        },
+                    );
+                    let expiration_ms = (!timeouts.schedule_to_close.is_zero())
+                        .then(|| now + timeouts.schedule_to_close.as_millis() as u64);
+                    if let Some(at_ms) = expiration_ms {
+                        tr.effects.push(Effect::Timer {
+                            at_ms,
+                            key: TimerKey::ActivityScheduleToClose {
+                                seq: self.seq,
+                                scheduled: id,
+                            },
+                        });
+                    }
+                    let act = ActivityState {
+                        scheduled_event_id: id,
+                        activity_id,
+                        activity_type,
+                        task_queue,
+                        input,
+                        timeouts,
+                        retry_policy,
+                        state: PendingActivityState::Scheduled,
+                        attempt: 1,
+                        first_scheduled_time_ms: now,
+                        scheduled_time_ms: now,
+                        expiration_ms,
+                        last_failure: None,
+                        last_started_time_ms: None,
+                        last_worker_identity: String::new(),
+                        current_retry_interval: None,
+                        last_attempt_complete_time_ms: None,
+                        next_attempt_schedule_time_ms: None,
+                    };
+                    self.enqueue_activity(tr, &act, now);
+                    self.activities.push(act);
+                }
+                Command::CompleteWorkflowExecution { result } => {
+                    let id = self.append(
+                        tr,
+                        now,
+                        EventAttributes::WorkflowExecutionCompleted {
+                            result,
+                            workflow_task_completed_event_id: completed,
+                        },
+                    );
+                    self.close(tr, now, WorkflowExecutionStatus::Completed, id);
+                    return;
+                }
+                Command::FailWorkflowExecution { failure } => {
+                    let id = self.append(
+                        tr,
+                        now,
+                        EventAttributes::WorkflowExecutionFailed {
+                            failure,
+                            retry_state: RetryState::RetryPolicyNotSet,
+                            workflow_task_completed_event_id: completed,
+                        },
+                    );
+                    self.close(tr, now, WorkflowExecutionStatus::Failed, id);
+                    return;
+                }
+            }
+        }
+        self.flush_buffered(tr, now);
+    }
+
+    fn enqueue_activity(&self, tr: &mut Transition, act: &ActivityState, now: u64) {
+        tr.effects.push(Effect::EnqueueActivity {
+            seq: self.seq,
+            scheduled: act.scheduled_event_id,
+            attempt: act.attempt,
+            queue: act.task_queue.clone(),
+        });
+        if !act.timeouts.schedule_to_start.is_zero() {
+            tr.effects.push(Effect::Timer {
+                at_ms: now + act.timeouts.schedule_to_start.as_millis() as u64,
+                key: TimerKey::ActivityScheduleToStart {
+                    seq: self.seq,
+                    scheduled: act.scheduled_event_id,
+                    attempt: act.attempt,
+                },
+            });
+        }
+    }
+
+    /// Closes the run: nothing stays pending.
+    pub fn close(
+        &mut self,
+        tr: &mut Transition,
+        now: u64,
+        status: WorkflowExecutionStatus,
+        close_event_id: u64,
+    ) {
+        self.status = status;
+        self.close_time_ms = Some(now);
+        self.close_event_id = Some(close_event_id);
+        self.workflow_task = None;
+        self.activities.clear();
+        self.buffered.clear();
+        tr.effects.push(Effect::Closed { seq: self.seq });
+    }
+
+    /// The workflow task failed (panic, nondeterminism, bad command). Only
+    /// attempt 1 is recorded; later attempts are transient and write nothing.
+    pub fn fail_workflow_task(
+        &mut self,
+        tr: &mut Transition,
+        now: u64,
+        identity: &str,
+        cause: WorkflowTaskFailedCause,
+        failure: Failure,
+    ) {
+        let Some(w) = self.workflow_task.clone() else {
+            return;
+        };
+        if (w.attempt == 1 || !self.buffered.is_empty())
+            && let Some((scheduled, started)) = self.write_task_started(tr)
+        {
+            self.append(
+                tr,
+                now,
+                EventAttributes::WorkflowTaskFailed {
+                    scheduled_event_id: scheduled,
+                    started_event_id: started,
+                    cause,
+                    failure,
+                    identity: identity.to_string(),
+                },
+            );
+        }
+        self.retry_workflow_task(tr, now, w);
+    }
+
+    /// The running workflow task's start-to-close timeout expired.
+    pub fn time_out_workflow_task(&mut self, tr: &mut Transition, now: u64) {
+        let Some(w) = self.workflow_task.clone() else {
+            return;
+        };
+        if (w.attempt == 1 || !self.buffered.is_empty())
+            && let Some((scheduled, started)) = self.write_task_started(tr)
+        {
+            self.append(
+                tr,
+                now,
+                EventAttributes::WorkflowTaskTimedOut {
+                    scheduled_event_id: scheduled,
+                    started_event_id: started,
+                    timeout_type: TimeoutType::StartToClose,
+                },
+            );
+        }
+        // A timed-out attempt already waited its timeout: retry at once.
+        self.workflow_task = None;
+        if self.flush_buffered(tr, now) {
+            return;
+        }
+        self.workflow_task = Some(WorkflowTaskState {
+            scheduled_event_id: None,
+            attempt: w.attempt + 1,
+            scheduled_time_ms: now,
+            original_scheduled_time_ms: w.original_scheduled_time_ms,
+            not_before_ms: now,
+            start_to_close: w.start_to_close,
+            started: None,
+        });
+        tr.effects.push(Effect::EnqueueWorkflowTask {
+            seq: self.seq,
+            queue: self.task_queue.clone(),
+        });
+    }
+
+    fn retry_workflow_task(&mut self, tr: &mut Transition, now: u64, w: WorkflowTaskState) {
+        self.workflow_task = None;
+        // New events interrupt the transient retries with a fresh attempt 1.
+        if self.flush_buffered(tr, now) {
+            return;
+        }
+        let delay = workflow_task_retry_delay(w.attempt, w.start_to_close);
+        let at = now + delay.as_millis() as u64;
+        self.workflow_task = Some(WorkflowTaskState {
+            scheduled_event_id: None,
+            attempt: w.attempt + 1,
+            scheduled_time_ms: at,
+            original_scheduled_time_ms: w.original_scheduled_time_ms,
+            not_before_ms: at,
+            start_to_close: w.start_to_close,
+            started: None,
+        });
+        if delay.is_zero() {
+            tr.effects.push(Effect::EnqueueWorkflowTask {
+                seq: self.seq,
+                queue: self.task_queue.clone(),
+            });
+        } else {
+            tr.effects.push(Effect::Timer {
+                at_ms: at,
+                key: TimerKey::WorkflowTaskRetry {
+                    seq: self.seq,
+                    attempt: w.attempt + 1,
+                },
+            });
+        }
+    }
+
+    /// A worker picked up an activity attempt.
+    pub fn start_activity(&mut self, idx: usize, identity: &str, now: u64) -> Effect {
+        let seq = self.seq;
+        let a = &mut self.activities[idx];
+        a.state = PendingActivityState::Started;
+        a.last_started_time_ms = Some(now);
+        a.last_worker_identity = identity.to_string();
+        Effect::Timer {
+            at_ms: now + a.timeouts.start_to_close.as_millis() as u64,
+            key: TimerKey::ActivityStartToClose {
+                seq,
+                scheduled: a.scheduled_event_id,
+                attempt: a.attempt,
+            },
+        }
+    }
+
+    /// The running attempt returned a result: Started + Completed are written together.
+    pub fn complete_activity(
+        &mut self,
+        tr: &mut Transition,
+        now: u64,
+        idx: usize,
+        identity: &str,
+        result: Payload,
+    ) {
+        let a = self.activities.remove(idx);
+        let events = vec![
+            (
+                a.last_started_time_ms.unwrap_or(now),
+                EventAttributes::ActivityTaskStarted {
+                    scheduled_event_id: a.scheduled_event_id,
+                    identity: identity.to_string(),
+                    attempt: a.attempt,
+                    last_failure: a.last_failure.clone(),
+                },
+            ),
+            (
+                now,
+                EventAttributes::ActivityTaskCompleted {
+                    result,
+                    scheduled_event_id: a.scheduled_event_id,
+                    started_event_id: 0,
+                    identity: identity.to_string(),
+                },
+            ),
+        ];
+        self.add_activity_close(tr, now, events);
+    }
+
+    /// Appends (or buffers) an activity's Started + close pair; `append`
+    /// points the close event at the Started event just before it.
+    fn add_activity_close(
+        &mut self,
+        tr: &mut Transition,
+        now: u64,
+        events: Vec<(u64, EventAttributes)>,
+    ) {
+        self.add_external_events(tr, now, events);
+    }
+
+    /// An attempt failed (by the activity's own error or a timeout). Retries
+    /// per policy write no events; the final outcome writes Started + Failed/TimedOut.
+    pub fn fail_activity_attempt(
+        &mut self,
+        tr: &mut Transition,
+        now: u64,
+        idx: usize,
+        failure: Failure,
+        identity: Option<&str>,
+    ) {
+        let seq = self.seq;
+        let a = &mut self.activities[idx];
+        let timed_out = failure.timeout_type().is_some();
+        match a
+            .retry_policy
+            .should_retry(a.attempt, &failure, now, a.expiration_ms)
+        {
+            Ok(interval) => {
+                a.attempt += 1;
+                a.last_failure = Some(failure);
+                a.state = PendingActivityState::Scheduled;
+                a.last_attempt_complete_time_ms = Some(now);
+                a.current_retry_interval = Some(interval);
+                let next = now + interval.as_millis() as u64;
+                a.next_attempt_schedule_time_ms = Some(next);
+                a.scheduled_time_ms = next;
+                tr.effects.push(Effect::Timer {
+                    at_ms: next,
+                    key: TimerKey::ActivityRetry {
+                        seq,
+                        scheduled: a.scheduled_event_id,
+                        attempt: a.attempt,
+                    },
+                });
+            }
+            Err(retry_state) => {
+                let a = self.activities.remove(idx);
+                let identity = identity.unwrap_or(&a.last_worker_identity).to_string();
+                let started = (
+                    a.last_started_time_ms.unwrap_or(now),
+                    EventAttributes::ActivityTaskStarted {
+                        scheduled_event_id: a.scheduled_event_id,
+                        identity: identity.clone(),
+                        attempt: a.attempt,
+                        last_failure: a.last_failure.clone(),
+                    },
+                );
+                let close = if timed_out {
+                    EventAttributes::ActivityTaskTimedOut {
+                        failure: failure.with_cause(a.last_failure.clone()),
+                        scheduled_event_id: a.scheduled_event_id,
+                        started_event_id: 0,
+                        retry_state,
+                    }
+                } else {
+                    EventAttributes::ActivityTaskFailed {
+                        failure,
+                        scheduled_event_id: a.scheduled_event_id,
+                        started_event_id: 0,
+                        identity,
+                        retry_state,
+                    }
+                };
+                self.add_activity_close(tr, now, vec![started, (now, close)]);
+            }
+        }
+    }
+
+    /// Terminates the run: one event, nothing written for pending work.
+    pub fn terminate(&mut self, tr: &mut Transition, now: u64, reason: &str, identity: &str) {
+        let id = self.append(
+            tr,
+            now,
+            EventAttributes::WorkflowExecutionTerminated {
+                reason: reason.to_string(),
+                identity: identity.to_string(),
+            },
+        );
+        self.close(tr, now, WorkflowExecutionStatus::Terminated, id);
+    }
+}
+
+fn set_started_event_id(e: &mut EventAttributes, id: u64) {
+    match e {
+        EventAttributes::ActivityTaskCompleted {
+            started_event_id, ..
+        }
+        | EventAttributes::ActivityTaskFailed {
+            started_event_id, ..
+        }
+        | EventAttributes::ActivityTaskTimedOut {
+            started_event_id, ..
+        } => *started_event_id = id,
+        _ => {}
+    }
+}
+
+/// A cheap estimate of an event's stored size, for `historySizeBytes`.
+fn approx_size(e: &EventAttributes) -> u64 {
+    let payload = match e {
+        EventAttributes::WorkflowExecutionStarted { input, .. }
+        | EventAttributes::ActivityTaskScheduled { input, .. } => input.len(),
+        EventAttributes::ActivityTaskCompleted { result, .. }
+        | EventAttributes::WorkflowExecutionCompleted { result, .. } => result.len(),
+        EventAttributes::ActivityTaskFailed { failure, .. }
+        | EventAttributes::ActivityTaskTimedOut { failure, .. }
+        | EventAttributes::WorkflowExecutionFailed { failure, .. }
+        | EventAttributes::WorkflowTaskFailed { failure, .. } => failure.message.len(),
+        _ => 0,
+    };
+    (64 + payload) as u64
+}

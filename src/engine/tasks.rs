@@ -1,0 +1,318 @@
+//! The worker-facing side of the engine: poll task queues, complete or fail
+//! workflow tasks and activity attempts. Completions are fenced: only the
+//! current holder of a task (request id, or activity attempt) may close it,
+//! so a late result from an expired attempt is rejected.
+
+use std::time::Duration;
+
+use super::core::{Engine, apply_effect};
+use super::error::EngineError;
+use super::failure::Failure;
+use super::history::{HistoryEvent, Payload, WorkflowTaskFailedCause};
+use super::state::{Command, PendingActivityState, Transition};
+
+/// Names one dispatched workflow task.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct WorkflowTaskToken {
+    pub(crate) seq: u64,
+    pub(crate) request_id: u64,
+}
+
+/// A workflow task handed to a worker: the run and its full history.
+#[derive(Clone, Debug)]
+pub struct WorkflowTask {
+    pub token: WorkflowTaskToken,
+    pub workflow_id: String,
+    pub run_id: String,
+    pub workflow_type: String,
+    pub attempt: u32,
+    /// The whole history so far; a worker with cached state skips what it has seen.
+    pub history: Vec<HistoryEvent>,
+    /// The workflow time of this task (when it started).
+    pub started_time_ms: u64,
+}
+
+/// Names one activity attempt.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ActivityTaskToken {
+    pub(crate) seq: u64,
+    pub(crate) scheduled_event_id: u64,
+    pub(crate) attempt: u32,
+}
+
+/// An activity attempt handed to a worker.
+#[derive(Clone, Debug)]
+pub struct ActivityTask {
+    pub token: ActivityTaskToken,
+    pub workflow_id: String,
+    pub run_id: String,
+    pub workflow_type: String,
+    pub activity_id: String,
+    pub activity_type: String,
+    pub input: Payload,
+    pub attempt: u32,
+    pub scheduled_time_ms: u64,
+    pub started_time_ms: u64,
+    pub start_to_close_timeout: Duration,
+    pub heartbeat_timeout: Duration,
+}
+
+impl Engine {
+    /// Waits for a workflow task on `queue` and takes it.
+    pub async fn poll_workflow_task(
+        &self,
+        queue: &str,
+        identity: &str,
+    ) -> Result<WorkflowTask, EngineError> {
+        loop {
+            let notify = self
+                .lock()
+                .workflow_queues
+                .entry(queue.to_string())
+                .or_default()
+                .notify
+                .clone();
+            let notified = notify.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            if let Some(task) = self.try_take_workflow_task(queue, identity)? {
+                return Ok(task);
+            }
+            notified.await;
+        }
+    }
+
+    fn try_take_workflow_task(
+        &self,
+        queue: &str,
+        identity: &str,
+    ) -> Result<Option<WorkflowTask>, EngineError> {
+        let now = self.now_ms();
+        let taken = {
+            let mut core = self.lock();
+            let mut taken = None;
+            while let Some(seq) = core
+                .workflow_queues
+                .get_mut(queue)
+                .and_then(|q| q.items.pop_front())
+            {
+                let request_id = self.next_request_id();
+                let Some(run) = core.runs.get_mut(&seq) else {
+                    continue;
+                };
+                let ready = run
+                    .workflow_task
+                    .as_ref()
+                    .is_some_and(|w| w.started.is_none() && w.not_before_ms <= now);
+                if !ready {
+                    continue;
+                }
+                let Some(timer) = run.start_workflow_task(identity, now, request_id) else {
+                    continue;
+                };
+                let attempt = run.workflow_task.as_ref().map_or(1, |w| w.attempt);
+                let info = (
+                    seq,
+                    request_id,
+                    run.workflow_id.clone(),
+                    run.run_id.clone(),
+                    run.workflow_type.clone(),
+                    attempt,
+                );
+                apply_effect(&mut core, timer, &self.inner.timer_wake);
+                taken = Some(info);
+                break;
+            }
+            taken
+        };
+        let Some((seq, request_id, workflow_id, run_id, workflow_type, attempt)) = taken else {
+            return Ok(None);
+        };
+        let history = self.inner.store.history(seq)?;
+        Ok(Some(WorkflowTask {
+            token: WorkflowTaskToken { seq, request_id },
+            workflow_id,
+            run_id,
+            workflow_type,
+            attempt,
+            history,
+            started_time_ms: now,
+        }))
+    }
+
+    fn check_workflow_task(
+        run: &super::state::RunState,
+        token: &WorkflowTaskToken,
+    ) -> Result<(), EngineError> {
+        let holds = run
+            .workflow_task
+            .as_ref()
+            .and_then(|w| w.started.as_ref())
+            .is_some_and(|s| s.request_id == token.request_id);
+        if holds {
+            Ok(())
+        } else {
+            Err(EngineError::TaskNotFound(format!(
+                "workflow task of {} is no longer held by this worker",
+                run.workflow_id
+            )))
+        }
+    }
+
+    /// Completes a workflow task with the commands the workflow code issued.
+    pub async fn complete_workflow_task(
+        &self,
+        token: &WorkflowTaskToken,
+        identity: &str,
+        commands: Vec<Command>,
+    ) -> Result<(), EngineError> {
+        self.transact(token.seq, |run, tr, now| {
+            Self::check_workflow_task(run, token)?;
+            run.complete_workflow_task(tr, now, identity, commands);
+            Ok(())
+        })
+        .await
+    }
+
+    /// Fails a workflow task (panic, nondeterminism). The run stays Running.
+    pub async fn fail_workflow_task(
+        &self,
+        token: &WorkflowTaskToken,
+        identity: &str,
+        cause: WorkflowTaskFailedCause,
+        failure: Failure,
+    ) -> Result<(), EngineError> {
+        self.transact(token.seq, |run, tr, now| {
+            Self::check_workflow_task(run, token)?;
+            run.fail_workflow_task(tr, now, identity, cause, failure);
+            Ok(())
+        })
+        .await
+    }
+
+    /// Waits for an activity task on `queue` and takes it.
+    pub async fn poll_activity_task(
+        &self,
+        queue: &str,
+        identity: &str,
+    ) -> Result<ActivityTask, EngineError> {
+        loop {
+            let notify = self
+                .lock()
+                .activity_queues
+                .entry(queue.to_string())
+                .or_default()
+                .notify
+                .clone();
+            let notified = notify.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            if let Some(task) = self.try_take_activity_task(queue, identity)? {
+                return Ok(task);
+            }
+            notified.await;
+        }
+    }
+
+    fn try_take_activity_task(
+        &self,
+        queue: &str,
+        identity: &str,
+    ) -> Result<Option<ActivityTask>, EngineError> {
+        let now = self.now_ms();
+        let mut core = self.lock();
+        while let Some((seq, scheduled, attempt)) = core
+            .activity_queues
+            .get_mut(queue)
+            .and_then(|q| q.items.pop_front())
+        {
+            let Some(run) = core.runs.get_mut(&seq) else {
+                continue;
+            };
+            let Some(idx) = run.activity_index(scheduled) else {
+                continue;
+            };
+            let a = &run.activities[idx];
+            if a.attempt != attempt || a.state != PendingActivityState::Scheduled {
+                continue;
+            }
+            let timer = run.start_activity(idx, identity, now);
+            let a = &run.activities[idx];
+            let task = ActivityTask {
+                token: ActivityTaskToken {
+                    seq,
+                    scheduled_event_id: scheduled,
+                    attempt,
+                },
+                workflow_id: run.workflow_id.clone(),
+                run_id: run.run_id.clone(),
+                workflow_type: run.workflow_type.clone(),
+                activity_id: a.activity_id.clone(),
+                activity_type: a.activity_type.clone(),
+                input: a.input.clone(),
+                attempt,
+                scheduled_time_ms: a.scheduled_time_ms,
+                started_time_ms: now,
+                start_to_close_timeout: a.timeouts.start_to_close,
+                heartbeat_timeout: a.timeouts.heartbeat,
+            };
+            // Record the start (attempt, worker, time) for describe and for
+            // recovery; dispatch need not wait for it to be durable: if it is
+            // lost, the attempt simply runs again.
+            let run = run.clone();
+            self.commit_run(&run, &Transition::default())?;
+            apply_effect(&mut core, timer, &self.inner.timer_wake);
+            return Ok(Some(task));
+        }
+        Ok(None)
+    }
+
+    fn activity_attempt_index(
+        run: &super::state::RunState,
+        token: &ActivityTaskToken,
+    ) -> Result<usize, EngineError> {
+        let idx = run.activity_index(token.scheduled_event_id);
+        match idx {
+            Some(i)
+                if run.activities[i].attempt == token.attempt
+                    && run.activities[i].state == PendingActivityState::Started =>
+            {
+                Ok(i)
+            }
+            _ => Err(EngineError::TaskNotFound(format!(
+                "activity attempt {} of workflow {} is no longer current (timed out, retried or closed); its result is rejected",
+                token.attempt, run.workflow_id
+            ))),
+        }
+    }
+
+    /// Records an activity attempt's result.
+    pub async fn complete_activity_task(
+        &self,
+        token: &ActivityTaskToken,
+        identity: &str,
+        result: Payload,
+    ) -> Result<(), EngineError> {
+        self.transact(token.seq, |run, tr, now| {
+            let idx = Self::activity_attempt_index(run, token)?;
+            run.complete_activity(tr, now, idx, identity, result);
+            Ok(())
+        })
+        .await
+    }
+
+    /// Records an activity attempt's failure; the retry policy decides what follows.
+    pub async fn fail_activity_task(
+        &self,
+        token: &ActivityTaskToken,
+        identity: &str,
+        failure: Failure,
+    ) -> Result<(), EngineError> {
+        self.transact(token.seq, |run, tr, now| {
+            let idx = Self::activity_attempt_index(run, token)?;
+            run.fail_activity_attempt(tr, now, idx, failure, Some(identity));
+            Ok(())
+        })
+        .await
+    }
+}

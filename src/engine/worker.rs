@@ -1,0 +1,602 @@
+//! Workers: poll task queues, run workflow tasks (replaying from history
+//! when they hold no cached state) and activities, concurrently within
+//! their slots. `kill()` drops everything in flight without telling the
+//! engine, as a crashed process would. `swap_activity` replaces an
+//! activity's implementation while the worker runs (the hot fix).
+
+use std::collections::{BTreeMap, HashMap};
+use std::future::Future;
+use std::panic::AssertUnwindSafe;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::Duration;
+
+use futures::FutureExt;
+use futures::future::BoxFuture;
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use tokio::sync::Semaphore;
+use tokio_util::sync::CancellationToken;
+
+use super::clock::Clock;
+use super::core::Engine;
+use super::failure::Failure;
+use super::history::{EventAttributes, Payload, WorkflowTaskFailedCause};
+use super::tasks::{ActivityTask, WorkflowTask};
+use super::workflow::{
+    ActivationError, WfContext, WorkflowError, WorkflowFuture, WorkflowInfo, WorkflowInstance,
+};
+
+/// An error an activity returns: Temporal's ApplicationError.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ApplicationError {
+    pub error_type: String,
+    pub message: String,
+    pub non_retryable: bool,
+    pub details: Option<Payload>,
+}
+
+impl ApplicationError {
+    /// A failure the retry policy may retry (unless its type is listed as non-retryable).
+    pub fn retryable(error_type: &str, message: impl Into<String>) -> Self {
+        ApplicationError {
+            error_type: error_type.to_string(),
+            message: message.into(),
+            non_retryable: false,
+            details: None,
+        }
+    }
+
+    /// A failure that is never retried.
+    pub fn non_retryable(error_type: &str, message: impl Into<String>) -> Self {
+        ApplicationError {
+            non_retryable: true,
+            ..Self::retryable(error_type, message)
+        }
+    }
+
+    pub fn with_details(mut self, details: &impl Serialize) -> Self {
+        self.details = Payload::from_value(details).ok();
+        self
+    }
+
+    pub fn into_failure(self) -> Failure {
+        let f = Failure::application(self.error_type, self.message, self.non_retryable);
+        match self.details {
+            Some(d) => f.with_details(d),
+            None => f,
+        }
+    }
+}
+
+impl std::fmt::Display for ApplicationError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}: {}", self.error_type, self.message)
+    }
+}
+
+impl std::error::Error for ApplicationError {}
+
+/// What an activity gets: who it is, which attempt, and the engine's clock.
+#[derive(Clone)]
+pub struct ActivityContext {
+    pub workflow_id: String,
+    pub run_id: String,
+    pub activity_id: String,
+    pub activity_type: String,
+    pub attempt: u32,
+    pub worker_identity: String,
+    clock: Clock,
+}
+
+impl ActivityContext {
+    pub fn clock(&self) -> &Clock {
+        &self.clock
+    }
+
+    /// Sleeps on the engine's clock (virtual in tests).
+    pub async fn sleep(&self, d: Duration) {
+        self.clock.sleep(d).await;
+    }
+}
+
+type ActivityFn = Arc<
+    dyn Fn(ActivityContext, Payload) -> BoxFuture<'static, Result<Payload, ApplicationError>>
+        + Send
+        + Sync,
+>;
+type WorkflowFn = Arc<dyn Fn(WfContext, Payload) -> WorkflowFuture + Send + Sync>;
+
+/// A worker's settings.
+#[derive(Clone, Debug)]
+pub struct WorkerOptions {
+    pub task_queue: String,
+    /// Recorded in events and pending-activity info.
+    pub identity: String,
+    pub max_concurrent_activities: usize,
+    pub max_concurrent_workflow_tasks: usize,
+    pub max_cached_workflows: usize,
+}
+
+impl WorkerOptions {
+    pub fn new(task_queue: impl Into<String>, identity: impl Into<String>) -> Self {
+        WorkerOptions {
+            task_queue: task_queue.into(),
+            identity: identity.into(),
+            max_concurrent_activities: 100,
+            max_concurrent_workflow_tasks: 100,
+            max_cached_workflows: 10_000,
+        }
+    }
+}
+
+/// Counters a worker keeps, for tests, the benchmark and the screen.
+#[derive(Default, Debug)]
+pub struct WorkerStats {
+    pub workflow_tasks_completed: AtomicU64,
+    pub workflow_tasks_failed: AtomicU64,
+    pub events_replayed: AtomicU64,
+    pub cache_hits: AtomicU64,
+    pub activities_started: AtomicU64,
+    pub activities_completed: AtomicU64,
+    pub activities_failed: AtomicU64,
+    pub results_rejected: AtomicU64,
+}
+
+/// A worker being set up: register workflows and activities, then `start`.
+pub struct Worker {
+    engine: Engine,
+    options: WorkerOptions,
+    workflows: BTreeMap<String, WorkflowFn>,
+    activities: HashMap<String, ActivityFn>,
+}
+
+fn decode_input<I: DeserializeOwned>(what: &str, payload: &Payload) -> Result<I, String> {
+    payload
+        .to_value::<I>()
+        .map_err(|e| format!("input of {what} does not fit: {e}"))
+}
+
+/// Wraps a typed activity function into the engine's payload form.
+pub(crate) fn activity_fn<I, O, F, Fut>(name: &str, f: F) -> ActivityFn
+where
+    I: DeserializeOwned + Send + 'static,
+    O: Serialize + Send + 'static,
+    F: Fn(ActivityContext, I) -> Fut + Send + Sync + 'static,
+    Fut: Future<Output = Result<O, ApplicationError>> + Send + 'static,
+{
+    let name = name.to_string();
+    let f = Arc::new(f);
+    Arc::new(move |ctx, payload| {
+        let f = f.clone();
+        let name = name.clone();
+        async move {
+            let input: I = decode_input(&format!("activity {name}"), &payload)
+                .map_err(|m| ApplicationError::non_retryable("DeserializationError", m))?;
+            let out = f(ctx, input).await?;
+            Payload::from_value(&out)
+                .map_err(|e| ApplicationError::non_retryable("SerializationError", e.to_string()))
+        }
+        .boxed()
+    })
+}
+
+impl Worker {
+    pub fn new(engine: &Engine, options: WorkerOptions) -> Worker {
+        Worker {
+            engine: engine.clone(),
+            options,
+            workflows: BTreeMap::new(),
+            activities: HashMap::new(),
+        }
+    }
+
+    /// Registers a workflow type. Its input is also checked by the engine at start.
+    pub fn register_workflow<I, O, F, Fut>(&mut self, name: &str, f: F) -> &mut Self
+    where
+        I: DeserializeOwned + Send + 'static,
+        O: Serialize + Send + 'static,
+        F: Fn(WfContext, I) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Result<O, WorkflowError>> + Send + 'static,
+    {
+        let type_name = name.to_string();
+        self.engine.register_workflow_type(
+            name,
+            Arc::new(move |p: &Payload| {
+                decode_input::<I>(&format!("workflow {type_name}"), p).map(|_| ())
+            }),
+        );
+        let f = Arc::new(f);
+        let type_name = name.to_string();
+        self.workflows.insert(
+            name.to_string(),
+            Arc::new(move |ctx, payload| {
+                let f = f.clone();
+                let type_name = type_name.clone();
+                Box::pin(async move {
+                    let input: I = decode_input(&format!("workflow {type_name}"), &payload)
+                        .map_err(|m| WorkflowError::application("DeserializationError", m))?;
+                    let out = f(ctx, input).await?;
+                    Payload::from_value(&out).map_err(|e| {
+                        WorkflowError::application("SerializationError", e.to_string())
+                    })
+                })
+            }),
+        );
+        self
+    }
+
+    /// Registers an activity type.
+    pub fn register_activity<I, O, F, Fut>(&mut self, name: &str, f: F) -> &mut Self
+    where
+        I: DeserializeOwned + Send + 'static,
+        O: Serialize + Send + 'static,
+        F: Fn(ActivityContext, I) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Result<O, ApplicationError>> + Send + 'static,
+    {
+        self.activities
+            .insert(name.to_string(), activity_fn(name, f));
+        self
+    }
+
+    /// Starts polling. The returned handle kills the worker or swaps activities.
+    pub fn start(self) -> WorkerHandle {
+        let shared = Arc::new(WorkerShared {
+            engine: self.engine,
+            options: self.options,
+            workflows: self.workflows,
+            activities: RwLock::new(self.activities),
+            cache: Mutex::new(HashMap::new()),
+            stats: WorkerStats::default(),
+            cancel: CancellationToken::new(),
+        });
+        let s = shared.clone();
+        tokio::spawn(shared.cancel.clone().run_until_cancelled_owned(async move {
+            s.workflow_loop().await;
+        }));
+        let s = shared.clone();
+        tokio::spawn(shared.cancel.clone().run_until_cancelled_owned(async move {
+            s.activity_loop().await;
+        }));
+        WorkerHandle { shared }
+    }
+}
+
+struct WorkerShared {
+    engine: Engine,
+    options: WorkerOptions,
+    workflows: BTreeMap<String, WorkflowFn>,
+    activities: RwLock<HashMap<String, ActivityFn>>,
+    cache: Mutex<HashMap<String, WorkflowInstance>>,
+    stats: WorkerStats,
+    cancel: CancellationToken,
+}
+
+/// A running worker.
+#[derive(Clone)]
+pub struct WorkerHandle {
+    shared: Arc<WorkerShared>,
+}
+
+impl WorkerHandle {
+    pub fn identity(&self) -> &str {
+        &self.shared.options.identity
+    }
+
+    pub fn stats(&self) -> &WorkerStats {
+        &self.shared.stats
+    }
+
+    /// Kills the worker like a crash: in-flight workflow tasks and activities
+    /// are dropped mid-way and the engine is told nothing. Its cached
+    /// workflow state is gone; another worker will replay.
+    pub fn kill(&self) {
+        self.shared.cancel.cancel();
+        if let Ok(mut c) = self.shared.cache.lock() {
+            c.clear();
+        }
+    }
+
+    pub fn is_killed(&self) -> bool {
+        self.shared.cancel.is_cancelled()
+    }
+
+    /// Replaces an activity's implementation; the next attempt uses it.
+    pub fn swap_activity<I, O, F, Fut>(&self, name: &str, f: F)
+    where
+        I: DeserializeOwned + Send + 'static,
+        O: Serialize + Send + 'static,
+        F: Fn(ActivityContext, I) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Result<O, ApplicationError>> + Send + 'static,
+    {
+        if let Ok(mut a) = self.shared.activities.write() {
+            a.insert(name.to_string(), activity_fn(name, f));
+        }
+    }
+}
+
+fn panic_message(panic: Box<dyn std::any::Any + Send>) -> String {
+    panic
+        .downcast_ref::<String>()
+        .cloned()
+        .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
+        .unwrap_or_else(|| "panicked".into())
+}
+
+impl WorkerShared {
+    async fn workflow_loop(self: Arc<Self>) {
+        let slots = Arc::new(Semaphore::new(
+            self.options.max_concurrent_workflow_tasks.max(1),
+        ));
+        loop {
+            let Ok(permit) = slots.clone().acquire_owned().await else {
+                return;
+            };
+            let task = match self
+                .engine
+                .poll_workflow_task(&self.options.task_queue, &self.options.identity)
+                .await
+            {
+                Ok(t) => t,
+                Err(e) => {
+                    tracing::warn!(error = %e, "workflow task poll failed");
+                    self.engine.clock().sleep(Duration::from_millis(100)).await;
+                    continue;
+                }
+            };
+            let me = self.clone();
+            tokio::spawn(self.cancel.clone().run_until_cancelled_owned(async move {
+                me.run_workflow_task(task).await;
+                drop(permit);
+            }));
+        }
+    }
+
+    async fn run_workflow_task(&self, task: WorkflowTask) {
+        let identity = &self.options.identity;
+        let cached = self
+            .cache
+            .lock()
+            .ok()
+            .and_then(|mut c| c.remove(&task.run_id))
+            .filter(|inst| inst.cursor() <= task.history.len() as u64 + 1);
+        let mut inst = match cached {
+            Some(i) => {
+                self.stats.cache_hits.fetch_add(1, Ordering::Relaxed);
+                i
+            }
+            None => match self.new_instance(&task) {
+                Ok(i) => i,
+                Err(failure) => {
+                    self.fail_task(
+                        &task,
+                        WorkflowTaskFailedCause::WorkflowWorkerUnhandledFailure,
+                        *failure,
+                    )
+                    .await;
+                    return;
+                }
+            },
+        };
+        let before = inst.replayed_events;
+        let outcome = inst.activate(&task.history, task.started_time_ms);
+        let replayed = inst.replayed_events - before;
+        if replayed > 0 {
+            self.stats
+                .events_replayed
+                .fetch_add(replayed, Ordering::Relaxed);
+            tracing::info!(workflow_id = %task.workflow_id, replayed, worker = %identity, "replayed history");
+        }
+        match outcome {
+            Ok(commands) => {
+                match self
+                    .engine
+                    .complete_workflow_task(&task.token, identity, commands)
+                    .await
+                {
+                    Ok(()) => {
+                        self.stats
+                            .workflow_tasks_completed
+                            .fetch_add(1, Ordering::Relaxed);
+                        if !inst.is_finished()
+                            && let Ok(mut c) = self.cache.lock()
+                        {
+                            if c.len() >= self.options.max_cached_workflows
+                                && let Some(k) = c.keys().next().cloned()
+                            {
+                                c.remove(&k);
+                            }
+                            c.insert(task.run_id.clone(), inst);
+                        }
+                    }
+                    Err(e) => {
+                        self.stats.results_rejected.fetch_add(1, Ordering::Relaxed);
+                        tracing::info!(workflow_id = %task.workflow_id, error = %e, "workflow task completion rejected");
+                    }
+                }
+            }
+            Err(ActivationError::Nondeterminism(msg)) => {
+                tracing::warn!(workflow_id = %task.workflow_id, "{msg}");
+                self.fail_task(
+                    &task,
+                    WorkflowTaskFailedCause::NonDeterministicError,
+                    Failure::application("NondeterminismError", msg, false),
+                )
+                .await;
+            }
+            Err(ActivationError::Panic(msg)) => {
+                tracing::warn!(workflow_id = %task.workflow_id, "workflow code panicked: {msg}");
+                self.fail_task(
+                    &task,
+                    WorkflowTaskFailedCause::WorkflowWorkerUnhandledFailure,
+                    Failure::application("Panic", format!("workflow code panicked: {msg}"), false),
+                )
+                .await;
+            }
+        }
+    }
+
+    fn new_instance(&self, task: &WorkflowTask) -> Result<WorkflowInstance, Box<Failure>> {
+        let Some(f) = self.workflows.get(&task.workflow_type) else {
+            return Err(Box::new(Failure::application(
+                "NotFoundError",
+                format!(
+                    "Workflow type {:?} is not registered on worker {}; registered: [{}]",
+                    task.workflow_type,
+                    self.options.identity,
+                    self.workflows
+                        .keys()
+                        .cloned()
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ),
+                false,
+            )));
+        };
+        let (input, task_queue) = match task.history.first().map(|e| &e.attributes) {
+            Some(EventAttributes::WorkflowExecutionStarted {
+                input, task_queue, ..
+            }) => (input.clone(), task_queue.clone()),
+            _ => {
+                return Err(Box::new(Failure::application(
+                    "InvalidHistory",
+                    "history does not begin with WorkflowExecutionStarted",
+                    false,
+                )));
+            }
+        };
+        let info = WorkflowInfo {
+            workflow_id: task.workflow_id.clone(),
+            run_id: task.run_id.clone(),
+            workflow_type: task.workflow_type.clone(),
+            task_queue,
+        };
+        let f = f.clone();
+        Ok(WorkflowInstance::new(info, move |ctx| f(ctx, input)))
+    }
+
+    async fn fail_task(
+        &self,
+        task: &WorkflowTask,
+        cause: WorkflowTaskFailedCause,
+        failure: Failure,
+    ) {
+        self.stats
+            .workflow_tasks_failed
+            .fetch_add(1, Ordering::Relaxed);
+        if let Err(e) = self
+            .engine
+            .fail_workflow_task(&task.token, &self.options.identity, cause, failure)
+            .await
+        {
+            tracing::info!(workflow_id = %task.workflow_id, error = %e, "workflow task failure not recorded");
+        }
+    }
+
+    async fn activity_loop(self: Arc<Self>) {
+        let slots = Arc::new(Semaphore::new(
+            self.options.max_concurrent_activities.max(1),
+        ));
+        loop {
+            let Ok(permit) = slots.clone().acquire_owned().await else {
+                return;
+            };
+            let task = match self
+                .engine
+                .poll_activity_task(&self.options.task_queue, &self.options.identity)
+                .await
+            {
+                Ok(t) => t,
+                Err(e) => {
+                    tracing::warn!(error = %e, "activity task poll failed");
+                    self.engine.clock().sleep(Duration::from_millis(100)).await;
+                    continue;
+                }
+            };
+            let me = self.clone();
+            tokio::spawn(self.cancel.clone().run_until_cancelled_owned(async move {
+                me.run_activity(task).await;
+                drop(permit);
+            }));
+        }
+    }
+
+    async fn run_activity(&self, task: ActivityTask) {
+        self.stats
+            .activities_started
+            .fetch_add(1, Ordering::Relaxed);
+        let identity = &self.options.identity;
+        let f = self
+            .activities
+            .read()
+            .ok()
+            .and_then(|a| a.get(&task.activity_type).cloned());
+        let outcome = match f {
+            None => {
+                let known = self
+                    .activities
+                    .read()
+                    .map(|a| {
+                        let mut k: Vec<_> = a.keys().cloned().collect();
+                        k.sort();
+                        k.join(", ")
+                    })
+                    .unwrap_or_default();
+                Err(ApplicationError::retryable(
+                    "NotFoundError",
+                    format!(
+                        "Activity type {:?} is not registered on worker {identity}; registered: [{known}]",
+                        task.activity_type
+                    ),
+                ))
+            }
+            Some(f) => {
+                let ctx = ActivityContext {
+                    workflow_id: task.workflow_id.clone(),
+                    run_id: task.run_id.clone(),
+                    activity_id: task.activity_id.clone(),
+                    activity_type: task.activity_type.clone(),
+                    attempt: task.attempt,
+                    worker_identity: identity.clone(),
+                    clock: self.engine.clock().clone(),
+                };
+                match AssertUnwindSafe(f(ctx, task.input.clone()))
+                    .catch_unwind()
+                    .await
+                {
+                    Ok(r) => r,
+                    Err(panic) => Err(ApplicationError::retryable(
+                        "Panic",
+                        format!("activity panicked: {}", panic_message(panic)),
+                    )),
+                }
+            }
+        };
+        let res = match outcome {
+            Ok(result) => {
+                self.stats
+                    .activities_completed
+                    .fetch_add(1, Ordering::Relaxed);
+                self.engine
+                    .complete_activity_task(&task.token, identity, result)
+                    .await
+            }
+            Err(e) => {
+                self.stats.activities_failed.fetch_add(1, Ordering::Relaxed);
+                tracing::info!(
+                    workflow_id = %task.workflow_id,
+                    activity = %task.activity_type,
+                    attempt = task.attempt,
+                    "activity failed: {e}"
+                );
+                self.engine
+                    .fail_activity_task(&task.token, identity, e.into_failure())
+                    .await
+            }
+        };
+        if let Err(e) = res {
+            self.stats.results_rejected.fetch_add(1, Ordering::Relaxed);
+            tracing::info!(workflow_id = %task.workflow_id, error = %e, "activity result rejected");
+        }
+    }
+}

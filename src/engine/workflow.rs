@@ -1,0 +1,560 @@
+//! Workflow code's side: the context it gets, the errors it sees, and the
+//! replay machine that drives it from history.
+//!
+//! Workflow code is a deterministic async function. Each command it issues
+//! (run an activity, complete) gets a per-run sequence number and is matched,
+//! in order, against the history: the commands recorded after each
+//! WorkflowTaskCompleted must be exactly the ones the code issues at that
+//! point. Results recorded in history (ActivityTaskCompleted, …) resolve the
+//! code's futures without calling anything again. A mismatch is a
+//! nondeterminism error that names the event, what history holds and what
+//! the code issued.
+
+use std::collections::{HashMap, VecDeque};
+use std::future::Future;
+use std::panic::AssertUnwindSafe;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use super::failure::{Failure, FailureInfo};
+use super::history::{EventAttributes, HistoryEvent, Payload, RetryState};
+use super::retry::RetryPolicy;
+use super::state::{ActivityOptions, Command};
+
+/// Stable code for nondeterminism errors, as Temporal's SDKs use.
+pub const NONDETERMINISM_CODE: &str = "TMPRL1100";
+
+/// An activity's failure, as workflow code receives it: Temporal's
+/// "Activity task failed" wrapper whose cause is the activity's own failure.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ActivityError {
+    pub failure: Failure,
+}
+
+impl ActivityError {
+    /// The activity's own failure (the wrapper's cause).
+    pub fn cause(&self) -> &Failure {
+        self.failure.cause.as_deref().unwrap_or(&self.failure)
+    }
+
+    /// The application error type of the cause (`"InsufficientFundsError"`).
+    pub fn error_type(&self) -> Option<&str> {
+        self.cause().error_type()
+    }
+
+    pub fn retry_state(&self) -> Option<RetryState> {
+        match &self.failure.info {
+            FailureInfo::Activity { retry_state, .. } => Some(*retry_state),
+            _ => None,
+        }
+    }
+}
+
+impl std::fmt::Display for ActivityError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.failure.chain().fmt(f)
+    }
+}
+
+impl std::error::Error for ActivityError {}
+
+/// Why workflow code returned an error; the run closes as Failed with it.
+#[derive(Clone, Debug, PartialEq)]
+pub enum WorkflowError {
+    /// An activity failure the code let escape.
+    Activity(ActivityError),
+    /// A failure the code raised itself.
+    Application(Failure),
+}
+
+impl WorkflowError {
+    pub fn application(error_type: &str, message: impl Into<String>) -> Self {
+        WorkflowError::Application(Failure::application(error_type, message, false))
+    }
+
+    pub fn into_failure(self) -> Failure {
+        match self {
+            WorkflowError::Activity(e) => e.failure,
+            WorkflowError::Application(f) => f,
+        }
+    }
+}
+
+impl From<ActivityError> for WorkflowError {
+    fn from(e: ActivityError) -> Self {
+        WorkflowError::Activity(e)
+    }
+}
+
+impl std::fmt::Display for WorkflowError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            WorkflowError::Activity(e) => e.fmt(f),
+            WorkflowError::Application(fail) => fail.fmt(f),
+        }
+    }
+}
+
+impl std::error::Error for WorkflowError {}
+
+/// Who and what the workflow is.
+#[derive(Clone, Debug)]
+pub struct WorkflowInfo {
+    pub workflow_id: String,
+    pub run_id: String,
+    pub workflow_type: String,
+    pub task_queue: String,
+}
+
+#[derive(Default)]
+struct Shared {
+    now_ms: u64,
+    replaying: bool,
+    next_activity_seq: u64,
+    /// Issued, not yet matched to a history event.
+    issued: VecDeque<Command>,
+    results: HashMap<String, Result<Payload, ActivityError>>,
+}
+
+/// What workflow code uses to act: run activities, read workflow time.
+#[derive(Clone)]
+pub struct WfContext {
+    shared: Arc<Mutex<Shared>>,
+    info: Arc<WorkflowInfo>,
+}
+
+impl WfContext {
+    fn shared(&self) -> std::sync::MutexGuard<'_, Shared> {
+        self.shared.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    pub fn info(&self) -> &WorkflowInfo {
+        &self.info
+    }
+
+    /// Workflow time: when the current workflow task started (deterministic on replay).
+    pub fn now_ms(&self) -> u64 {
+        self.shared().now_ms
+    }
+
+    /// True while the code re-runs history it already made (log only when false).
+    pub fn is_replaying(&self) -> bool {
+        self.shared().replaying
+    }
+
+    /// Runs an activity. The command is issued when the future is first polled.
+    pub fn activity<O: DeserializeOwned>(
+        &self,
+        activity_type: &str,
+        input: &impl Serialize,
+        options: ActivityOptions,
+    ) -> ActivityFuture<O> {
+        let input = Payload::from_value(input).map_err(|e| ActivityError {
+            failure: Failure::application(
+                "SerializationError",
+                format!("cannot encode the input of activity {activity_type}: {e}"),
+                true,
+            ),
+        });
+        ActivityFuture {
+            ctx: self.clone(),
+            activity_type: activity_type.to_string(),
+            input: Some(input),
+            options: Some(options),
+            activity_id: None,
+            _out: std::marker::PhantomData,
+        }
+    }
+}
+
+/// Options for an activity, built fluently.
+pub fn activity_options() -> ActivityOptions {
+    ActivityOptions::default()
+}
+
+impl ActivityOptions {
+    pub fn start_to_close(mut self, d: Duration) -> Self {
+        self.start_to_close_timeout = Some(d);
+        self
+    }
+    pub fn schedule_to_close(mut self, d: Duration) -> Self {
+        self.schedule_to_close_timeout = Some(d);
+        self
+    }
+    pub fn schedule_to_start(mut self, d: Duration) -> Self {
+        self.schedule_to_start_timeout = Some(d);
+        self
+    }
+    pub fn heartbeat(mut self, d: Duration) -> Self {
+        self.heartbeat_timeout = Some(d);
+        self
+    }
+    pub fn retry(mut self, p: RetryPolicy) -> Self {
+        self.retry_policy = Some(p);
+        self
+    }
+    pub fn id(mut self, id: impl Into<String>) -> Self {
+        self.activity_id = Some(id.into());
+        self
+    }
+}
+
+/// Resolves when the activity closes (from a live result or from history).
+pub struct ActivityFuture<O> {
+    ctx: WfContext,
+    activity_type: String,
+    input: Option<Result<Payload, ActivityError>>,
+    options: Option<ActivityOptions>,
+    activity_id: Option<String>,
+    _out: std::marker::PhantomData<fn() -> O>,
+}
+
+impl<O: DeserializeOwned> Future for ActivityFuture<O> {
+    type Output = Result<O, ActivityError>;
+
+    fn poll(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<Self::Output> {
+        // Nothing here is structurally pinned.
+        let this = unsafe_free_get_mut(self);
+        let mut shared = this.ctx.shared();
+        if this.activity_id.is_none() {
+            match this.input.take() {
+                Some(Ok(input)) => {
+                    shared.next_activity_seq += 1;
+                    let options = this.options.take().unwrap_or_default();
+                    let id = options
+                        .activity_id
+                        .clone()
+                        .unwrap_or_else(|| shared.next_activity_seq.to_string());
+                    shared.issued.push_back(Command::ScheduleActivity {
+                        activity_id: id.clone(),
+                        activity_type: this.activity_type.clone(),
+                        input,
+                        options,
+                    });
+                    this.activity_id = Some(id);
+                }
+                Some(Err(e)) => return Poll::Ready(Err(e)),
+                None => return Poll::Pending,
+            }
+        }
+        let id = this.activity_id.as_deref().unwrap_or_default();
+        match shared.results.remove(id) {
+            None => Poll::Pending,
+            Some(Err(e)) => Poll::Ready(Err(e)),
+            Some(Ok(p)) => Poll::Ready(p.to_value::<O>().map_err(|e| ActivityError {
+                failure: Failure::application(
+                    "DeserializationError",
+                    format!(
+                        "the result of activity {} ({}) does not fit the type the workflow expects: {e}",
+                        this.activity_type, id
+                    ),
+                    true,
+                ),
+            })),
+        }
+    }
+}
+
+impl<O> Unpin for ActivityFuture<O> {}
+
+fn unsafe_free_get_mut<T: Unpin>(p: Pin<&mut T>) -> &mut T {
+    Pin::into_inner(p)
+}
+
+/// The boxed future of a running workflow.
+pub type WorkflowFuture = Pin<Box<dyn Future<Output = Result<Payload, WorkflowError>> + Send>>;
+
+/// Why an activation could not produce commands.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ActivationError {
+    Nondeterminism(String),
+    Panic(String),
+}
+
+/// One workflow run in a worker's memory: its future and where it is in history.
+pub struct WorkflowInstance {
+    shared: Arc<Mutex<Shared>>,
+    future: Option<WorkflowFuture>,
+    /// Next history event id to apply.
+    cursor: u64,
+    polled: bool,
+    dirty: bool,
+    /// Scheduled event id → activity id, for routing results.
+    activities: HashMap<u64, (String, String)>,
+    /// Events this instance re-applied from earlier workflow tasks.
+    pub replayed_events: u64,
+}
+
+impl WorkflowInstance {
+    pub fn new(
+        info: WorkflowInfo,
+        make: impl FnOnce(WfContext) -> WorkflowFuture,
+    ) -> WorkflowInstance {
+        let shared = Arc::new(Mutex::new(Shared::default()));
+        let ctx = WfContext {
+            shared: shared.clone(),
+            info: Arc::new(info),
+        };
+        WorkflowInstance {
+            shared,
+            future: Some(make(ctx)),
+            cursor: 1,
+            polled: false,
+            dirty: true,
+            activities: HashMap::new(),
+            replayed_events: 0,
+        }
+    }
+
+    fn shared(&self) -> std::sync::MutexGuard<'_, Shared> {
+        self.shared.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Whether this instance has seen events up to (not including) `next_event_id`.
+    pub fn cursor(&self) -> u64 {
+        self.cursor
+    }
+
+    /// Polls the workflow future once (inside `catch_unwind`).
+    fn poll(&mut self) -> Result<(), ActivationError> {
+        self.polled = true;
+        self.dirty = false;
+        let Some(fut) = self.future.as_mut() else {
+            return Ok(());
+        };
+        let waker = futures::task::noop_waker();
+        let mut cx = Context::from_waker(&waker);
+        let res = std::panic::catch_unwind(AssertUnwindSafe(|| fut.as_mut().poll(&mut cx)));
+        match res {
+            Err(panic) => {
+                let msg = panic
+                    .downcast_ref::<String>()
+                    .cloned()
+                    .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
+                    .unwrap_or_else(|| "workflow code panicked".into());
+                self.future = None;
+                Err(ActivationError::Panic(msg))
+            }
+            Ok(Poll::Pending) => Ok(()),
+            Ok(Poll::Ready(out)) => {
+                self.future = None;
+                let cmd = match out {
+                    Ok(result) => Command::CompleteWorkflowExecution { result },
+                    Err(e) => Command::FailWorkflowExecution {
+                        failure: e.into_failure(),
+                    },
+                };
+                self.shared().issued.push_back(cmd);
+                Ok(())
+            }
+        }
+    }
+
+    fn nondeterminism(event: &HistoryEvent, issued: Option<&Command>) -> ActivationError {
+        let held = format!(
+            "{}({})",
+            event.event_type(),
+            match &event.attributes {
+                EventAttributes::ActivityTaskScheduled {
+                    activity_type,
+                    activity_id,
+                    ..
+                } => format!("type {activity_type:?}, id {activity_id:?}"),
+                other => other.summary(),
+            }
+        );
+        let code = match issued {
+            Some(c) => c.describe(),
+            None => "no command".to_string(),
+        };
+        ActivationError::Nondeterminism(format!(
+            "[{NONDETERMINISM_CODE}] Nondeterminism error: history event {} is {held}, but the workflow code issued {code}",
+            event.event_id
+        ))
+    }
+
+    /// Applies the history from the cursor on, polling the code at each
+    /// recorded workflow task, and returns the commands of the new task.
+    pub fn activate(
+        &mut self,
+        history: &[HistoryEvent],
+        task_started_ms: u64,
+    ) -> Result<Vec<Command>, ActivationError> {
+        let last_completed = history
+            .iter()
+            .rev()
+            .find(|e| matches!(e.attributes, EventAttributes::WorkflowTaskCompleted { .. }))
+            .map_or(0, |e| e.event_id);
+        let mut in_command_group = false;
+        let fresh = !self.polled;
+        let start = self.cursor;
+        for ev in history.iter().filter(|e| e.event_id >= start) {
+            self.cursor = ev.event_id + 1;
+            let is_command = matches!(
+                ev.attributes,
+                EventAttributes::ActivityTaskScheduled { .. }
+                    | EventAttributes::WorkflowExecutionCompleted { .. }
+                    | EventAttributes::WorkflowExecutionFailed { .. }
+            );
+            if in_command_group && !is_command {
+                in_command_group = false;
+                let extra = self.shared().issued.front().cloned();
+                if let Some(cmd) = extra {
+                    return Err(ActivationError::Nondeterminism(format!(
+                        "[{NONDETERMINISM_CODE}] Nondeterminism error: the workflow code issued {} which history does not have before event {} ({})",
+                        cmd.describe(),
+                        ev.event_id,
+                        ev.event_type()
+                    )));
+                }
+            }
+            if fresh && ev.event_id <= last_completed {
+                self.replayed_events += 1;
+                self.shared().replaying = true;
+            }
+            match &ev.attributes {
+                EventAttributes::WorkflowTaskStarted { .. } => {
+                    self.shared().now_ms = ev.event_time_ms;
+                }
+                EventAttributes::WorkflowTaskCompleted { .. } => {
+                    if self.dirty || !self.polled {
+                        self.poll()?;
+                    }
+                    in_command_group = true;
+                }
+                EventAttributes::ActivityTaskScheduled {
+                    activity_id,
+                    activity_type,
+                    ..
+                } => {
+                    let issued = self.shared().issued.pop_front();
+                    match &issued {
+                        Some(Command::ScheduleActivity {
+                            activity_id: id,
+                            activity_type: ty,
+                            ..
+                        }) if id == activity_id && ty == activity_type => {
+                            self.activities
+                                .insert(ev.event_id, (activity_id.clone(), activity_type.clone()));
+                        }
+                        other => return Err(Self::nondeterminism(ev, other.as_ref())),
+                    }
+                }
+                EventAttributes::WorkflowExecutionCompleted { .. } => {
+                    let issued = self.shared().issued.pop_front();
+                    if !matches!(issued, Some(Command::CompleteWorkflowExecution { .. })) {
+                        return Err(Self::nondeterminism(ev, issued.as_ref()));
+                    }
+                }
+                EventAttributes::WorkflowExecutionFailed { .. } => {
+                    let issued = self.shared().issued.pop_front();
+                    if !matches!(issued, Some(Command::FailWorkflowExecution { .. })) {
+                        return Err(Self::nondeterminism(ev, issued.as_ref()));
+                    }
+                }
+                EventAttributes::ActivityTaskCompleted {
+                    result,
+                    scheduled_event_id,
+                    ..
+                } => {
+                    if let Some((id, _)) = self.activities.get(scheduled_event_id) {
+                        let id = id.clone();
+                        self.shared().results.insert(id, Ok(result.clone()));
+                        self.dirty = true;
+                    }
+                }
+                EventAttributes::ActivityTaskFailed {
+                    failure,
+                    scheduled_event_id,
+                    started_event_id,
+                    identity,
+                    retry_state,
+                } => self.resolve_failure(
+                    failure,
+                    *scheduled_event_id,
+                    *started_event_id,
+                    identity,
+                    *retry_state,
+                ),
+                EventAttributes::ActivityTaskTimedOut {
+                    failure,
+                    scheduled_event_id,
+                    started_event_id,
+                    retry_state,
+                } => self.resolve_failure(
+                    failure,
+                    *scheduled_event_id,
+                    *started_event_id,
+                    "",
+                    *retry_state,
+                ),
+                _ => {}
+            }
+        }
+        // Commands issued at a recorded task that history does not have.
+        if let Some(cmd) = self.shared().issued.front().cloned() {
+            return Err(ActivationError::Nondeterminism(format!(
+                "[{NONDETERMINISM_CODE}] Nondeterminism error: the workflow code issued {} which history does not have after event {}",
+                cmd.describe(),
+                self.cursor - 1
+            )));
+        }
+        {
+            let mut s = self.shared();
+            s.replaying = false;
+            s.now_ms = task_started_ms;
+        }
+        if self.dirty || !self.polled {
+            self.poll()?;
+        }
+        // They stay queued: the next task's history must hold them, in order.
+        Ok(self.shared().issued.iter().cloned().collect())
+    }
+
+    /// Resolves an activity future with its final failure, wrapped as Temporal wraps it.
+    fn resolve_failure(
+        &mut self,
+        failure: &Failure,
+        scheduled_event_id: u64,
+        started_event_id: u64,
+        identity: &str,
+        retry_state: RetryState,
+    ) {
+        let Some((id, ty)) = self.activities.get(&scheduled_event_id) else {
+            return;
+        };
+        let timed_out = failure.timeout_type().is_some();
+        let err = ActivityError {
+            failure: Failure {
+                message: if timed_out {
+                    "Activity task timed out".into()
+                } else {
+                    "Activity task failed".into()
+                },
+                source: String::new(),
+                cause: Some(Box::new(failure.clone())),
+                info: FailureInfo::Activity {
+                    scheduled_event_id,
+                    started_event_id,
+                    identity: identity.to_string(),
+                    activity_type: ty.clone(),
+                    activity_id: id.clone(),
+                    retry_state,
+                },
+            },
+        };
+        let id = id.clone();
+        self.shared().results.insert(id, Err(err));
+        self.dirty = true;
+    }
+
+    /// True once the code has returned.
+    pub fn is_finished(&self) -> bool {
+        self.future.is_none()
+    }
+}

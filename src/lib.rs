@@ -1,0 +1,4 @@
+//! holdfast: a durable-execution engine you can watch fail and recover.
+
+pub mod cli;
+pub mod engine;
