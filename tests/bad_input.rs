@@ -1,0 +1,244 @@
+//! Bad input from a person gets a one-line error that says what and where;
+//! nothing is written and nothing is lost.
+
+mod common;
+
+use std::process::Command;
+use std::time::Duration;
+
+use common::virtual_engine;
+use holdfast::engine::{
+    ActivityContext, ApplicationError, Clock, Engine, EngineConfig, EngineError, Payload,
+    StartWorkflowOptions, StoreError, WfContext, Worker, WorkerOptions, WorkflowError,
+    activity_options,
+};
+use serde::Deserialize;
+
+fn bin() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_holdfast"))
+}
+
+/// A second process opening a data dir in use gets one line naming the dir,
+/// exits non-zero, and the first process carries on.
+#[tokio::test]
+async fn locked_data_dir_is_refused_by_a_second_process() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let engine = Engine::open(EngineConfig::new(&data)).unwrap();
+    let out = bin()
+        .args(["workflow", "list", "--data-dir"])
+        .arg(&data)
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(err.trim().lines().count(), 1, "one line: {err}");
+    assert!(err.contains("in use by another holdfast process"), "{err}");
+    assert!(err.contains(&data.display().to_string()), "{err}");
+    assert!(!err.contains("panicked"), "{err}");
+    // The first process still works.
+    engine.list(&Default::default(), 10, None).await.unwrap();
+}
+
+/// A directory of garbage is refused with a clear error and left byte-for-byte untouched.
+#[test]
+fn garbage_data_dir_is_refused_and_left_untouched() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    std::fs::create_dir(&data).unwrap();
+    let mut rng = fastrand::Rng::with_seed(7);
+    let garbage: Vec<u8> = (0..4096).map(|_| rng.u8(..)).collect();
+    std::fs::write(data.join("conf"), &garbage[..200]).unwrap();
+    std::fs::write(data.join("db"), &garbage).unwrap();
+    let before = snapshot(&data);
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let err = rt
+        .block_on(async { Engine::open(EngineConfig::new(&data)) })
+        .expect_err("garbage must not open");
+    let msg = err.to_string();
+    assert!(
+        matches!(err, StoreError::Corrupt { .. }),
+        "expected Corrupt, got {err:?}"
+    );
+    assert!(msg.contains(&data.display().to_string()), "{msg}");
+    assert!(!msg.contains('\n'));
+    assert_eq!(snapshot(&data), before, "the data dir was modified");
+
+    // The CLI says the same in one line, with no stack trace.
+    let out = bin()
+        .args(["workflow", "list", "--data-dir"])
+        .arg(&data)
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(err.trim().lines().count(), 1, "one line: {err}");
+    assert!(err.contains("damaged"), "{err}");
+    assert_eq!(snapshot(&data), before);
+}
+
+/// A directory holding someone else's files is not turned into a store.
+#[test]
+fn foreign_directory_is_not_touched() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("notes.txt"), "mine").unwrap();
+    let before = snapshot(dir.path());
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let err = rt
+        .block_on(async { Engine::open(EngineConfig::new(dir.path())) })
+        .expect_err("must refuse");
+    assert!(matches!(err, StoreError::NotADataDir { .. }), "{err:?}");
+    assert_eq!(snapshot(dir.path()), before);
+}
+
+fn snapshot(dir: &std::path::Path) -> Vec<(String, Vec<u8>)> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).unwrap() {
+            let p = e.unwrap().path();
+            if p.is_dir() {
+                stack.push(p);
+            } else {
+                out.push((p.display().to_string(), std::fs::read(&p).unwrap()));
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
+#[derive(Deserialize)]
+#[allow(dead_code)]
+struct Transfer {
+    amount: u64,
+    reference_id: String,
+}
+
+fn worker_with_transfer(engine: &Engine) -> holdfast::engine::WorkerHandle {
+    let mut w = Worker::new(engine, WorkerOptions::new("q", "w"));
+    w.register_workflow("MoneyTransfer", |ctx: WfContext, t: Transfer| async move {
+        let _: () = ctx
+            .activity(
+                "slow",
+                &t.amount,
+                activity_options().start_to_close(Duration::from_secs(60)),
+            )
+            .await?;
+        Ok::<_, WorkflowError>(())
+    });
+    w.register_activity("slow", |ctx: ActivityContext, _: u64| async move {
+        ctx.sleep(Duration::from_secs(30)).await;
+        Ok::<_, ApplicationError>(())
+    });
+    w.start()
+}
+
+fn transfer(id: &str, input: serde_json::Value) -> StartWorkflowOptions {
+    StartWorkflowOptions::new(
+        id,
+        "MoneyTransfer",
+        "q",
+        Payload::from_value(&input).unwrap(),
+    )
+}
+
+/// Unknown workflow type, input that does not deserialize, a duplicate
+/// running id and unknown ids are refused before anything is written.
+#[tokio::test(start_paused = true)]
+async fn client_errors_write_nothing() {
+    let (engine, _dir) = virtual_engine();
+    let _w = worker_with_transfer(&engine);
+
+    let err = engine
+        .start_workflow(StartWorkflowOptions::new(
+            "x",
+            "NoSuchWorkflow",
+            "q",
+            Payload::from_value(&1).unwrap(),
+        ))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, EngineError::UnknownWorkflowType { .. }));
+    assert!(
+        err.to_string().contains("MoneyTransfer"),
+        "lists known types: {err}"
+    );
+
+    let err = engine
+        .start_workflow(transfer("bad-input", serde_json::json!({"amount": -5})))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, EngineError::InvalidInput { .. }), "{err:?}");
+    assert!(err.to_string().contains("MoneyTransfer"), "{err}");
+
+    let err = engine
+        .start_workflow(StartWorkflowOptions::new(
+            "",
+            "MoneyTransfer",
+            "q",
+            Payload::from_value(&1).unwrap(),
+        ))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, EngineError::InvalidArgument(_)));
+
+    let ok = serde_json::json!({"amount": 5, "reference_id": "r"});
+    let first = engine
+        .start_workflow(transfer("dup", ok.clone()))
+        .await
+        .unwrap();
+    let err = engine
+        .start_workflow(transfer("dup", ok))
+        .await
+        .unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        format!(
+            "Workflow execution is already running. WorkflowId: dup, RunId: {}.",
+            first.run_id
+        )
+    );
+
+    let listed = engine.list(&Default::default(), 100, None).await.unwrap();
+    let ids: Vec<_> = listed
+        .executions
+        .iter()
+        .map(|e| e.workflow_id.as_str())
+        .collect();
+    assert_eq!(ids, ["dup"], "only the one good start was written");
+
+    let err = engine.describe("nope", None).await.unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "workflow not found: no workflow with id \"nope\""
+    );
+    let err = engine.history("dup", Some("not-a-run")).await.unwrap_err();
+    assert!(matches!(err, EngineError::RunNotFound { .. }));
+    let err = engine.result("nope", None).await.unwrap_err();
+    assert!(matches!(err, EngineError::WorkflowNotFound { .. }));
+}
+
+/// The CLI's unknown id: one line on stderr, exit 1.
+#[test]
+fn cli_unknown_id_is_one_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    {
+        let rt = tokio::runtime::Runtime::new().unwrap();
+        rt.block_on(async {
+            Engine::open(EngineConfig::new(&data).clock(Clock::system())).unwrap()
+        });
+    }
+    let out = bin()
+        .args(["workflow", "describe", "-w", "missing", "--data-dir"])
+        .arg(&data)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(
+        err.trim(),
+        "error: workflow not found: no workflow with id \"missing\""
+    );
+}
