@@ -1,6 +1,224 @@
-//! `holdfast bench` (filled in below).
+//! `holdfast bench`: N workflows shaped like the money transfer (two
+//! trivial activities), C in flight, in a fresh data dir, every transition
+//! durable. Prints throughput, start→result latency, peak RSS, and the
+//! storage floor: the same events and states written straight to sled in
+//! the same batches with the same flush cadence.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use crate::engine::{
+    ActivityContext, ApplicationError, Clock, Engine, EngineConfig, EventType, Payload,
+    StartWorkflowOptions, Store, WfContext, Worker, WorkerOptions, WorkflowError, WriteBatch,
+    activity_options, encode,
+};
+
 #[derive(clap::Args, Debug, Clone)]
-pub struct BenchArgs {}
-pub async fn run(_a: BenchArgs) -> Result<(), Box<dyn std::error::Error>> {
+pub struct BenchArgs {
+    /// Number of workflows.
+    #[arg(short = 'n', long, default_value_t = 10_000)]
+    pub workflows: usize,
+    /// Workflows in flight at once.
+    #[arg(short = 'c', long, default_value_t = 100)]
+    pub concurrency: usize,
+    /// Where to put the fresh data dirs (a temp dir by default).
+    #[arg(long)]
+    pub dir: Option<std::path::PathBuf>,
+}
+
+fn peak_rss_kib() -> Option<u64> {
+    let s = std::fs::read_to_string("/proc/self/status").ok()?;
+    s.lines()
+        .find(|l| l.starts_with("VmHWM:"))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|v| v.parse().ok())
+}
+
+fn percentile(sorted: &[Duration], p: f64) -> Duration {
+    if sorted.is_empty() {
+        return Duration::ZERO;
+    }
+    let idx = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    sorted[idx.min(sorted.len() - 1)]
+}
+
+pub async fn run(args: BenchArgs) -> Result<(), Box<dyn std::error::Error>> {
+    let root = match &args.dir {
+        Some(d) => {
+            std::fs::create_dir_all(d)?;
+            tempfile_in(d)?
+        }
+        None => tempfile_in(&std::env::temp_dir())?,
+    };
+    let engine_dir = root.join("engine");
+    let floor_dir = root.join("floor");
+    let n = args.workflows.max(1);
+    let c = args.concurrency.max(1);
+    if cfg!(debug_assertions) {
+        println!(
+            "note: this is a debug build; run `cargo run --release -- bench` for real figures"
+        );
+    }
+    println!(
+        "holdfast bench: {n} workflows (2 activities each), {c} in flight, data in {}",
+        root.display()
+    );
+
+    let engine = Engine::open(EngineConfig::new(&engine_dir).clock(Clock::system()))?;
+    let mut opts = WorkerOptions::new("bench", "bench-worker");
+    opts.max_concurrent_activities = c;
+    opts.max_concurrent_workflow_tasks = c;
+    let mut w = Worker::new(&engine, opts);
+    w.register_workflow("Transfer", |ctx: WfContext, amount: u64| async move {
+        let o = activity_options().start_to_close(Duration::from_secs(30));
+        let a: u64 = ctx.activity("withdraw", &amount, o.clone()).await?;
+        let b: u64 = ctx.activity("deposit", &amount, o).await?;
+        Ok::<_, WorkflowError>(a + b)
+    });
+    w.register_activity("withdraw", |_: ActivityContext, a: u64| async move {
+        Ok::<_, ApplicationError>(a)
+    });
+    w.register_activity("deposit", |_: ActivityContext, a: u64| async move {
+        Ok::<_, ApplicationError>(a)
+    });
+    let worker = w.start();
+
+    let next = Arc::new(AtomicUsize::new(0));
+    let started = Instant::now();
+    let mut drivers = Vec::new();
+    for _ in 0..c {
+        let engine = engine.clone();
+        let next = next.clone();
+        drivers.push(tokio::spawn(async move {
+            let mut lat = Vec::new();
+            loop {
+                let i = next.fetch_add(1, Ordering::Relaxed);
+                if i >= n {
+                    return Ok::<_, crate::engine::EngineError>(lat);
+                }
+                let t = Instant::now();
+                let id = format!("bench-{i}");
+                engine
+                    .start_workflow(StartWorkflowOptions::new(
+                        &id,
+                        "Transfer",
+                        "bench",
+                        Payload(i.to_string()),
+                    ))
+                    .await?;
+                engine.result(&id, None).await?;
+                lat.push(t.elapsed());
+            }
+        }));
+    }
+    let mut latencies = Vec::with_capacity(n);
+    for d in drivers {
+        latencies.extend(d.await??);
+    }
+    let elapsed = started.elapsed();
+    latencies.sort();
+    let commits = engine.store().written();
+    let flushes = engine.store().flush_count();
+    worker.kill();
+
+    // Count events and rebuild the engine's commit pattern for the floor.
+    let store = engine.store().clone();
+    let mut events = 0u64;
+    let mut commit_groups: Vec<(u64, Vec<Vec<u8>>, Vec<u8>)> = Vec::new();
+    for item in store.runs_newest_first(None) {
+        let (seq, run) = item?;
+        let history = store.history(seq)?;
+        events += history.len() as u64;
+        let state = encode(&run)?;
+        let mut group: Vec<Vec<u8>> = Vec::new();
+        for e in &history {
+            let t = e.event_type();
+            let starts_commit = matches!(
+                t,
+                EventType::WorkflowTaskStarted | EventType::ActivityTaskStarted
+            );
+            if starts_commit && !group.is_empty() {
+                commit_groups.push((seq, std::mem::take(&mut group), state.clone()));
+            }
+            if t == EventType::ActivityTaskStarted {
+                // The dispatch wrote the run state alone.
+                commit_groups.push((seq, Vec::new(), state.clone()));
+            }
+            group.push(encode(e)?);
+        }
+        commit_groups.push((seq, group, state));
+    }
+    drop(engine);
+    drop(store);
+
+    let wps = n as f64 / elapsed.as_secs_f64();
+    let eps = events as f64 / elapsed.as_secs_f64();
+    println!();
+    println!(
+        "engine   {:>8.0} workflows/s  {:>9.0} events/s  ({n} workflows, {events} events in {:.2}s)",
+        wps,
+        eps,
+        elapsed.as_secs_f64()
+    );
+    println!(
+        "latency  p50 {:.2} ms  p99 {:.2} ms  (start → result)",
+        percentile(&latencies, 0.50).as_secs_f64() * 1e3,
+        percentile(&latencies, 0.99).as_secs_f64() * 1e3
+    );
+    println!(
+        "storage  {commits} commits, {flushes} flushes ({:.1} commits per flush)",
+        commits as f64 / flushes.max(1) as f64
+    );
+    if let Some(kib) = peak_rss_kib() {
+        println!("memory   peak RSS {:.1} MiB", kib as f64 / 1024.0);
+    }
+
+    // The floor: the same bytes, the same batches, the same flush cadence.
+    let floor_store = Store::open(&floor_dir)?;
+    let every = (commits as f64 / flushes.max(1) as f64).round().max(1.0) as usize;
+    let t = Instant::now();
+    let mut event_no = 0u64;
+    for (i, (seq, group, state)) in commit_groups.iter().enumerate() {
+        let mut b = WriteBatch::default();
+        for ev in group {
+            event_no += 1;
+            let mut k = b"h/".to_vec();
+            k.extend_from_slice(&seq.to_be_bytes());
+            k.extend_from_slice(&event_no.to_be_bytes());
+            b.put_raw(&k, ev.clone());
+        }
+        let mut k = b"r/".to_vec();
+        k.extend_from_slice(&seq.to_be_bytes());
+        b.put_raw(&k, state.clone());
+        floor_store.commit(b)?;
+        if (i + 1) % every == 0 {
+            floor_store.flush_blocking()?;
+        }
+    }
+    floor_store.flush_blocking()?;
+    let floor = t.elapsed();
+    println!(
+        "floor    {:>8.0} workflows/s  {:>9.0} events/s  (same {} batches straight to sled, a flush every {every})",
+        n as f64 / floor.as_secs_f64(),
+        events as f64 / floor.as_secs_f64(),
+        commit_groups.len()
+    );
+    println!(
+        "ratio    engine/floor = {:.2}× the floor's time",
+        elapsed.as_secs_f64() / floor.as_secs_f64()
+    );
+    drop(floor_store);
+    let _ = std::fs::remove_dir_all(&root);
     Ok(())
+}
+
+fn tempfile_in(dir: &std::path::Path) -> std::io::Result<std::path::PathBuf> {
+    let p = dir.join(format!(
+        "holdfast-bench-{}-{}",
+        std::process::id(),
+        fastrand::u32(..)
+    ));
+    std::fs::create_dir_all(&p)?;
+    Ok(p)
 }

@@ -1,0 +1,212 @@
+//! Crash safety: the workload runs in a child process (`holdfast
+//! chaos-child`) that is SIGKILLed at random points — after a random number
+//! of its output lines, so kills land during open/recovery, starts, workflow
+//! tasks, activities and completions. After every kill the parent opens the
+//! store read-only and checks:
+//!
+//! - every acknowledged start exists;
+//! - every history decodes and is numbered 1..n without gaps;
+//! - no activity already recorded completed ran again afterwards;
+//!
+//! and at the end, after a run that is not killed, that every workflow completed.
+//!
+//! `HOLDFAST_CRASH_KILLS` sets the number of kills (default 24).
+
+use std::collections::HashSet;
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Stdio};
+use std::sync::mpsc;
+
+use holdfast::engine::{EventAttributes, EventType, Store, WorkflowExecutionStatus};
+
+const WORKFLOWS: usize = 40;
+
+struct ChildRun {
+    lines: Vec<String>,
+    exited_ok: bool,
+}
+
+/// Runs the child; kills it once it has printed `kill_after` lines (never, if None).
+fn run_child(data: &std::path::Path, kill_after: Option<usize>) -> ChildRun {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_holdfast"))
+        .args([
+            "chaos-child",
+            "--workflows",
+            &WORKFLOWS.to_string(),
+            "--data-dir",
+        ])
+        .arg(data)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn child");
+    let stdout = child.stdout.take().expect("stdout");
+    let (tx, rx) = mpsc::channel();
+    let reader = std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines() {
+            let Ok(line) = line else { break };
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let mut lines = Vec::new();
+    if kill_after == Some(0) {
+        let _ = child.kill();
+    }
+    while let Ok(line) = rx.recv() {
+        lines.push(line);
+        if Some(lines.len()) == kill_after {
+            let _ = child.kill(); // SIGKILL
+            break;
+        }
+    }
+    let status = child.wait().expect("wait");
+    // Lines written before the kill are still in the pipe.
+    while let Ok(line) = rx.recv() {
+        lines.push(line);
+    }
+    let _ = reader.join();
+    let mut err = String::new();
+    if let Some(mut e) = child.stderr.take() {
+        use std::io::Read;
+        let _ = e.read_to_string(&mut err);
+    }
+    if kill_after.is_none() {
+        assert!(status.success(), "final child failed: {err}");
+    }
+    assert!(!err.contains("panicked"), "child panicked: {err}");
+    ChildRun {
+        lines,
+        exited_ok: status.success(),
+    }
+}
+
+struct Verified {
+    completed_activities: HashSet<(String, String)>,
+    completed_runs: usize,
+}
+
+/// Opens the store read-only (no recovery, nothing written) and checks it.
+fn verify(data: &std::path::Path, acked: &HashSet<String>) -> Verified {
+    let store = Store::open(data).expect("store reopens after kill -9");
+    for id in acked {
+        assert!(
+            store.run_seq_of(id).unwrap().is_some(),
+            "acknowledged start of {id} was lost"
+        );
+    }
+    let mut completed_activities = HashSet::new();
+    let mut completed_runs = 0;
+    for item in store.runs_newest_first(None) {
+        let (seq, run) = item.expect("run state decodes");
+        let history = store
+            .history(seq)
+            .expect("history decodes and is contiguous");
+        assert_eq!(
+            history.len() as u64,
+            run.history_length(),
+            "{}",
+            run.workflow_id
+        );
+        assert_eq!(history[0].event_type(), EventType::WorkflowExecutionStarted);
+        let mut scheduled = std::collections::HashMap::new();
+        for e in &history {
+            match &e.attributes {
+                EventAttributes::ActivityTaskScheduled { activity_id, .. } => {
+                    scheduled.insert(e.event_id, activity_id.clone());
+                }
+                EventAttributes::ActivityTaskCompleted {
+                    scheduled_event_id, ..
+                } => {
+                    let id = scheduled[scheduled_event_id].clone();
+                    assert!(
+                        completed_activities.insert((run.workflow_id.clone(), id)),
+                        "activity completed twice in {}",
+                        run.workflow_id
+                    );
+                }
+                _ => {}
+            }
+        }
+        if run.status == WorkflowExecutionStatus::Completed {
+            completed_runs += 1;
+        }
+    }
+    Verified {
+        completed_activities,
+        completed_runs,
+    }
+}
+
+fn calls(lines: &[String]) -> Vec<(String, String)> {
+    lines
+        .iter()
+        .filter_map(|l| {
+            let mut p = l.split(' ');
+            (p.next() == Some("CALL"))
+                .then(|| (p.next().unwrap_or("").into(), p.next().unwrap_or("").into()))
+        })
+        .collect()
+}
+
+#[test]
+fn survives_kill_9_at_random_points() {
+    let kills: usize = std::env::var("HOLDFAST_CRASH_KILLS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(24);
+    let seed = std::env::var("HOLDFAST_CRASH_SEED")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| fastrand::u64(..));
+    eprintln!("crash test: {kills} kills, seed {seed} (HOLDFAST_CRASH_SEED to repeat)");
+    let mut rng = fastrand::Rng::with_seed(seed);
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let mut acked = HashSet::new();
+    let mut done_before: HashSet<(String, String)> = HashSet::new();
+    let mut killed = 0;
+    for round in 0..kills {
+        // Kill after 0..=30 lines: 0 lands during open and recovery.
+        let k = rng.usize(0..=30);
+        let run = run_child(&data, Some(k));
+        if !run.exited_ok {
+            killed += 1;
+        }
+        for l in &run.lines {
+            if let Some(id) = l.strip_prefix("ACK ") {
+                acked.insert(id.to_string());
+            }
+        }
+        for call in calls(&run.lines) {
+            assert!(
+                !done_before.contains(&call),
+                "round {round}: activity {call:?} ran again after it was recorded completed"
+            );
+        }
+        let v = verify(&data, &acked);
+        assert!(
+            v.completed_activities.is_superset(&done_before),
+            "a completion was lost"
+        );
+        done_before = v.completed_activities;
+    }
+    let last = run_child(&data, None);
+    for call in calls(&last.lines) {
+        assert!(
+            !done_before.contains(&call),
+            "activity {call:?} ran again at the end"
+        );
+    }
+    let v = verify(&data, &acked);
+    assert_eq!(v.completed_runs, WORKFLOWS, "every workflow completes");
+    assert_eq!(v.completed_activities.len(), WORKFLOWS * 2);
+    eprintln!(
+        "crash test: {killed} of {kills} children were killed mid-run; all {WORKFLOWS} workflows completed"
+    );
+    assert!(
+        killed * 2 >= kills,
+        "most rounds should be real kills, got {killed}/{kills}"
+    );
+}
