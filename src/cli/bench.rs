@@ -199,7 +199,7 @@ pub async fn run(args: BenchArgs) -> Result<(), Box<dyn std::error::Error>> {
     floor_store.flush_blocking()?;
     let floor = t.elapsed();
     println!(
-        "floor    {:>8.0} workflows/s  {:>9.0} events/s  (same {} batches straight to sled, a flush every {every})",
+        "floor    {:>8.0} workflows/s  {:>9.0} events/s  (the same {} commits straight to sled, one batch and flush every {every})",
         n as f64 / floor.as_secs_f64(),
         events as f64 / floor.as_secs_f64(),
         commit_groups.len()

@@ -240,8 +240,10 @@ impl Engine {
         let store = self.inner.store.clone();
         let (handle, ticket, effects, change) = {
             let mut core = self.lock();
-            if let Some(prev) = store.run_seq_of(&opts.workflow_id)?
-                && let Some(run) = core.runs.get(&prev)
+            if let Some(run) = core
+                .running_ids
+                .get(&opts.workflow_id)
+                .and_then(|seq| core.runs.get(seq))
             {
                 return Err(EngineError::AlreadyStarted {
                     workflow_id: opts.workflow_id.clone(),
@@ -300,6 +302,7 @@ impl Engine {
                 status: run.status,
                 new_events: tr.events.len() as u64,
             };
+            core.running_ids.insert(opts.workflow_id.clone(), seq);
             core.runs.insert(seq, run);
             (
                 RunHandle {
@@ -412,9 +415,8 @@ impl Engine {
     ) -> Result<Vec<HistoryEvent>, EngineError> {
         let seq = self.resolve(workflow_id, run_id)?;
         let ticket = self.inner.store.written();
-        let events = self.inner.store.history(seq)?;
         self.inner.store.durable(ticket).await?;
-        Ok(events)
+        Ok(self.inner.store.history(seq)?)
     }
 
     /// Runs, newest first, `page_size` at a time.
@@ -425,6 +427,7 @@ impl Engine {
         page_token: Option<u64>,
     ) -> Result<ListPage, EngineError> {
         let ticket = self.inner.store.written();
+        self.inner.store.durable(ticket).await?;
         let page_size = page_size.max(1);
         let mut executions = Vec::new();
         let mut next_page_token = None;
@@ -446,7 +449,6 @@ impl Engine {
             }
             executions.push(info_of(&run));
         }
-        self.inner.store.durable(ticket).await?;
         Ok(ListPage {
             executions,
             next_page_token,

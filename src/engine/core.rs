@@ -58,6 +58,8 @@ impl<T> Default for TaskQueue<T> {
 pub(crate) struct Core {
     /// Running executions by run seq.
     pub(crate) runs: HashMap<u64, RunState>,
+    /// Running executions by workflow id.
+    pub(crate) running_ids: HashMap<String, u64>,
     pub(crate) workflow_queues: HashMap<String, TaskQueue<u64>>,
     pub(crate) activity_queues: HashMap<String, TaskQueue<(u64, u64, u32)>>,
     pub(crate) timers: BTreeSet<(u64, TimerKey)>,
@@ -100,6 +102,7 @@ impl Engine {
             clock: config.clock,
             core: Mutex::new(Core {
                 runs: HashMap::new(),
+                running_ids: HashMap::new(),
                 workflow_queues: HashMap::new(),
                 activity_queues: HashMap::new(),
                 timers: BTreeSet::new(),
@@ -219,6 +222,7 @@ impl Engine {
                     }
                 }
             }
+            core.running_ids.insert(run.workflow_id.clone(), run.seq);
             core.runs.insert(run.seq, run);
         }
         for e in effects {
@@ -258,6 +262,9 @@ impl Engine {
             if run.is_running() {
                 core.runs.insert(seq, run);
             } else {
+                if core.running_ids.get(&run.workflow_id) == Some(&seq) {
+                    core.running_ids.remove(&run.workflow_id);
+                }
                 core.runs.remove(&seq);
             }
             (r, ticket, tr.effects, change)

@@ -101,10 +101,12 @@ pub(crate) fn workflow_key(workflow_id: &str) -> Vec<u8> {
     k
 }
 
-/// The writes of one or more transitions, applied atomically.
+/// The writes of one transition. Committed batches are gathered and applied
+/// to sled as one atomic batch per flush (group commit), so a transition is
+/// never half-applied and one fsync serves every transition in the group.
 #[derive(Default)]
 pub struct WriteBatch {
-    batch: sled::Batch,
+    ops: Vec<(Vec<u8>, Vec<u8>)>,
     pub(crate) bytes: usize,
     pub(crate) events: usize,
 }
@@ -114,26 +116,26 @@ impl WriteBatch {
         let v = encode(event)?;
         self.bytes += v.len();
         self.events += 1;
-        self.batch.insert(&event_key(seq, event.event_id)[..], v);
+        self.ops.push((event_key(seq, event.event_id).to_vec(), v));
         Ok(())
     }
 
     pub fn put_run(&mut self, seq: u64, run: &RunState) -> Result<(), StoreError> {
         let v = encode(run)?;
         self.bytes += v.len();
-        self.batch.insert(&run_key(seq)[..], v);
+        self.ops.push((run_key(seq).to_vec(), v));
         Ok(())
     }
 
     pub fn put_workflow_index(&mut self, workflow_id: &str, seq: u64) {
-        self.batch
-            .insert(workflow_key(workflow_id), &seq.to_be_bytes()[..]);
+        self.ops
+            .push((workflow_key(workflow_id), seq.to_be_bytes().to_vec()));
     }
 
     /// Raw insert (used by the storage-floor benchmark).
     pub fn put_raw(&mut self, key: &[u8], value: Vec<u8>) {
         self.bytes += value.len();
-        self.batch.insert(key, value);
+        self.ops.push((key.to_vec(), value));
     }
 }
 
@@ -142,12 +144,20 @@ struct FlushState {
     failed: Option<String>,
 }
 
+/// Committed, not yet applied to sled: `(ops, newest ticket)`.
+#[derive(Default)]
+struct Pending {
+    ops: Vec<(Vec<u8>, Vec<u8>)>,
+    ticket: u64,
+}
+
 /// The sled database behind the engine.
 pub struct Store {
     db: sled::Db,
     tree: sled::Tree,
     path: PathBuf,
     written: AtomicU64,
+    pending: std::sync::Mutex<Pending>,
     flush: tokio::sync::Mutex<FlushState>,
     flushes: AtomicU64,
 }
@@ -236,6 +246,7 @@ impl Store {
             tree,
             path: path.to_path_buf(),
             written: AtomicU64::new(0),
+            pending: std::sync::Mutex::new(Pending::default()),
             flush: tokio::sync::Mutex::new(FlushState {
                 flushed: 0,
                 failed: None,
@@ -261,13 +272,28 @@ impl Store {
             .map_err(|e| self.err(e))
     }
 
-    /// Applies a batch atomically; returns the ticket to wait on with [`Store::durable`].
-    /// Callers serialize commits of one run themselves (the engine's lock).
+    /// Queues a transition's writes for the next group; returns the ticket
+    /// to wait on with [`Store::durable`]. Nothing is visible in sled, or
+    /// acknowledged, until that ticket is durable. Callers order commits of
+    /// one run themselves (the engine's lock).
     pub fn commit(&self, batch: WriteBatch) -> Result<u64, StoreError> {
-        self.tree
-            .apply_batch(batch.batch)
-            .map_err(|e| self.err(e))?;
-        Ok(self.written.fetch_add(1, Ordering::SeqCst) + 1)
+        let mut p = self.pending.lock().unwrap_or_else(|e| e.into_inner());
+        p.ops.extend(batch.ops);
+        let ticket = self.written.fetch_add(1, Ordering::SeqCst) + 1;
+        p.ticket = ticket;
+        Ok(ticket)
+    }
+
+    /// Takes every queued write as one sled batch, with the newest ticket it covers.
+    fn take_pending(&self) -> (sled::Batch, u64, bool) {
+        let mut p = self.pending.lock().unwrap_or_else(|e| e.into_inner());
+        let ops = std::mem::take(&mut p.ops);
+        let any = !ops.is_empty();
+        let mut b = sled::Batch::default();
+        for (k, v) in ops {
+            b.insert(k, v);
+        }
+        (b, p.ticket, any)
     }
 
     /// The newest ticket handed out.
@@ -292,9 +318,16 @@ impl Store {
         if st.flushed >= ticket {
             return Ok(());
         }
-        let target = self.written();
+        let (batch, target, any) = self.take_pending();
         let db = self.db.clone();
-        let res = tokio::task::spawn_blocking(move || db.flush()).await;
+        let tree = self.tree.clone();
+        let res = tokio::task::spawn_blocking(move || {
+            if any {
+                tree.apply_batch(batch)?;
+            }
+            db.flush()
+        })
+        .await;
         self.flushes.fetch_add(1, Ordering::Relaxed);
         match res {
             Ok(Ok(_)) => {
@@ -316,8 +349,12 @@ impl Store {
         }
     }
 
-    /// Flushes everything written so far (blocking).
+    /// Applies and flushes everything committed so far (blocking).
     pub fn flush_blocking(&self) -> Result<(), StoreError> {
+        let (batch, _, any) = self.take_pending();
+        if any {
+            self.tree.apply_batch(batch).map_err(|e| self.err(e))?;
+        }
         self.db.flush().map(|_| ()).map_err(|e| self.err(e))
     }
 
@@ -394,5 +431,13 @@ impl Store {
     /// Size on disk as sled reports it.
     pub fn size_on_disk(&self) -> u64 {
         self.db.size_on_disk().unwrap_or(0)
+    }
+}
+
+impl Drop for Store {
+    /// A clean shutdown keeps what was committed but not yet waited for
+    /// (activity starts); a crash loses only what nobody was told about.
+    fn drop(&mut self) {
+        let _ = self.flush_blocking();
     }
 }
