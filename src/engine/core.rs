@@ -252,7 +252,7 @@ impl Engine {
             let mut tr = Transition::default();
             let now = self.now_ms();
             let r = f(&mut run, &mut tr, now)?;
-            let ticket = self.commit_run(&run, &tr)?;
+            let ticket = self.commit_run(&mut run, &tr)?;
             let change = Change {
                 workflow_id: run.workflow_id.clone(),
                 run_id: run.run_id.clone(),
@@ -274,14 +274,17 @@ impl Engine {
     }
 
     /// Writes a run's new events and state in one atomic batch.
-    pub(crate) fn commit_run(&self, run: &RunState, tr: &Transition) -> Result<u64, StoreError> {
+    pub(crate) fn commit_run(
+        &self,
+        run: &mut RunState,
+        tr: &Transition,
+    ) -> Result<u64, StoreError> {
         let mut batch = WriteBatch::default();
         for e in &tr.events {
             batch.put_event(run.seq, e)?;
         }
-        let mut run = run.clone();
         run.state_transition_count += 1;
-        batch.put_run(run.seq, &run)?;
+        batch.put_run(run.seq, run)?;
         self.inner.transitions.fetch_add(1, Ordering::Relaxed);
         self.inner.store.commit(batch)
     }

@@ -259,8 +259,7 @@ impl Engine {
             // Record the start (attempt, worker, time) for describe and for
             // recovery; dispatch need not wait for it to be durable: if it is
             // lost, the attempt simply runs again.
-            let run = run.clone();
-            self.commit_run(&run, &Transition::default())?;
+            self.commit_run(run, &Transition::default())?;
             apply_effect(&mut core, timer, &self.inner.timer_wake);
             return Ok(Some(task));
         }

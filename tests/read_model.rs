@@ -1,0 +1,182 @@
+//! The read model and change feed a UI relies on: list (newest first,
+//! status filter, pages), describe while retrying, the change feed after
+//! each durable transition, and backoff capped by the maximum interval.
+
+mod common;
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use common::virtual_engine;
+use holdfast::engine::{
+    ActivityContext, ApplicationError, Engine, ListFilter, Payload, RetryPolicy,
+    StartWorkflowOptions, WfContext, Worker, WorkerOptions, WorkflowError, WorkflowExecutionStatus,
+    activity_options,
+};
+
+fn worker(engine: &Engine) -> holdfast::engine::WorkerHandle {
+    let mut w = Worker::new(engine, WorkerOptions::new("q", "w"));
+    w.register_workflow("Echo", |ctx: WfContext, fail: bool| async move {
+        let o = activity_options()
+            .start_to_close(Duration::from_secs(5))
+            .retry(RetryPolicy {
+                maximum_attempts: 1,
+                ..RetryPolicy::default()
+            });
+        let r: bool = ctx.activity("maybe_fail", &fail, o).await?;
+        Ok::<_, WorkflowError>(r)
+    });
+    w.register_activity("maybe_fail", |_: ActivityContext, fail: bool| async move {
+        if fail {
+            Err(ApplicationError::retryable("Boom", "failed on purpose"))
+        } else {
+            Ok(true)
+        }
+    });
+    w.start()
+}
+
+async fn start(engine: &Engine, id: &str, fail: bool) {
+    engine
+        .start_workflow(StartWorkflowOptions::new(
+            id,
+            "Echo",
+            "q",
+            Payload::from_value(&fail).unwrap(),
+        ))
+        .await
+        .unwrap();
+}
+
+/// List returns runs newest first, filters by status, and pages without
+/// repeating or skipping a run.
+#[tokio::test(start_paused = true)]
+async fn list_is_newest_first_filtered_and_paged() {
+    let (engine, _dir) = virtual_engine();
+    let _w = worker(&engine);
+    for i in 0..7 {
+        let id = format!("wf-{i}");
+        start(&engine, &id, i % 3 == 0).await;
+        engine.result(&id, None).await.unwrap();
+    }
+    let all = engine
+        .list(&ListFilter::default(), 100, None)
+        .await
+        .unwrap();
+    let ids: Vec<_> = all
+        .executions
+        .iter()
+        .map(|e| e.workflow_id.clone())
+        .collect();
+    assert_eq!(
+        ids,
+        ["wf-6", "wf-5", "wf-4", "wf-3", "wf-2", "wf-1", "wf-0"]
+    );
+    assert!(all.next_page_token.is_none());
+
+    let failed = ListFilter {
+        status: Some(WorkflowExecutionStatus::Failed),
+        ..ListFilter::default()
+    };
+    let f = engine.list(&failed, 100, None).await.unwrap();
+    let ids: Vec<_> = f
+        .executions
+        .iter()
+        .map(|e| e.workflow_id.as_str())
+        .collect();
+    assert_eq!(ids, ["wf-6", "wf-3", "wf-0"]);
+
+    let mut paged = Vec::new();
+    let mut token = None;
+    loop {
+        let page = engine.list(&ListFilter::default(), 3, token).await.unwrap();
+        assert!(page.executions.len() <= 3);
+        paged.extend(page.executions.into_iter().map(|e| e.workflow_id));
+        match page.next_page_token {
+            Some(t) => token = Some(t),
+            None => break,
+        }
+    }
+    assert_eq!(
+        paged,
+        ["wf-6", "wf-5", "wf-4", "wf-3", "wf-2", "wf-1", "wf-0"]
+    );
+    let completed = &all.executions[1];
+    assert_eq!(completed.status, WorkflowExecutionStatus::Completed);
+    assert_eq!(completed.history_length, 11);
+}
+
+/// Subscribers hear of every committed change with the run's new status,
+/// ending with its close.
+#[tokio::test(start_paused = true)]
+async fn change_feed_reports_each_durable_change() {
+    let (engine, _dir) = virtual_engine();
+    let mut feed = engine.subscribe();
+    let _w = worker(&engine);
+    start(&engine, "watched", false).await;
+    engine.result("watched", None).await.unwrap();
+    let mut changes = Vec::new();
+    while let Ok(c) = feed.try_recv() {
+        assert_eq!(c.workflow_id, "watched");
+        changes.push(c);
+    }
+    // start, workflow task, activity result, workflow task (close)
+    assert_eq!(changes.len(), 4, "{changes:?}");
+    assert_eq!(
+        changes.last().unwrap().status,
+        WorkflowExecutionStatus::Completed
+    );
+    let events: u64 = changes.iter().map(|c| c.new_events).sum();
+    assert_eq!(events, 11, "every event was announced once");
+}
+
+/// With a 2 s maximum interval the backoffs are 1, 2, 2, 2 s: attempts at
+/// +0, +1, +3, +5, +7 s; describe shows the interval being waited out.
+#[tokio::test(start_paused = true)]
+async fn backoff_is_capped_by_maximum_interval() {
+    let (engine, _dir) = virtual_engine();
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let s = seen.clone();
+    let mut w = Worker::new(&engine, WorkerOptions::new("q", "w"));
+    w.register_workflow("Capped", |ctx: WfContext, _: ()| async move {
+        let o = activity_options()
+            .start_to_close(Duration::from_secs(5))
+            .retry(RetryPolicy {
+                maximum_interval: Duration::from_secs(2),
+                maximum_attempts: 5,
+                ..RetryPolicy::default()
+            });
+        let r: () = ctx.activity("flaky", &(), o).await?;
+        Ok::<_, WorkflowError>(r)
+    });
+    w.register_activity("flaky", move |ctx: ActivityContext, _: ()| {
+        s.lock().unwrap().push(ctx.clock().now_ms());
+        async move {
+            if ctx.attempt < 5 {
+                Err(ApplicationError::retryable("Flaky", "not yet"))
+            } else {
+                Ok(())
+            }
+        }
+    });
+    let _w = w.start();
+    engine
+        .start_workflow(StartWorkflowOptions::new(
+            "capped",
+            "Capped",
+            "q",
+            Payload::from_value(&()).unwrap(),
+        ))
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(4_000)).await;
+    let d = engine.describe("capped", None).await.unwrap();
+    let p = &d.pending_activities[0];
+    assert_eq!(p.attempt, 4);
+    assert_eq!(p.current_retry_interval, Some(Duration::from_secs(2)));
+    assert_eq!(p.maximum_attempts, 5);
+    engine.result("capped", None).await.unwrap();
+    let t = seen.lock().unwrap().clone();
+    let rel: Vec<u64> = t.iter().map(|x| x - t[0]).collect();
+    assert_eq!(rel, vec![0, 1_000, 3_000, 5_000, 7_000]);
+}
