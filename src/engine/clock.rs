@@ -23,7 +23,7 @@ enum Kind {
     System,
     Scaled {
         factor: f64,
-        origin_real: std::time::Instant,
+        origin_real: tokio::time::Instant,
         origin_ms: u64,
     },
     Virtual {
@@ -64,7 +64,7 @@ impl Clock {
         };
         Clock(Arc::new(Kind::Scaled {
             factor,
-            origin_real: std::time::Instant::now(),
+            origin_real: tokio::time::Instant::now(),
             origin_ms: system_now_ms(),
         }))
     }
@@ -127,5 +127,34 @@ impl Clock {
         if self.is_virtual() {
             tokio::time::advance(d).await;
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Virtual time moves only when told (or when everything is idle), by exactly as much.
+    #[tokio::test(start_paused = true)]
+    async fn virtual_clock_advances_on_demand() {
+        let c = Clock::virtual_time();
+        assert_eq!(c.now_ms(), VIRTUAL_EPOCH_MS);
+        c.advance(Duration::from_millis(1500)).await;
+        assert_eq!(c.now_ms(), VIRTUAL_EPOCH_MS + 1500);
+        c.sleep(Duration::from_secs(8)).await;
+        assert_eq!(c.now_ms(), VIRTUAL_EPOCH_MS + 9500);
+    }
+
+    /// A scaled clock sleeps `d / factor` of tokio time.
+    #[tokio::test(start_paused = true)]
+    async fn scaled_clock_sleeps_faster() {
+        let c = Clock::scaled(10.0);
+        let t = tokio::time::Instant::now();
+        c.sleep(Duration::from_secs(8)).await;
+        let real = t.elapsed();
+        assert!(
+            real <= Duration::from_millis(810),
+            "slept {real:?} of tokio time for 8 s at 10x"
+        );
     }
 }
