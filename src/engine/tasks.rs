@@ -64,18 +64,32 @@ impl Engine {
         queue: &str,
         identity: &str,
     ) -> Result<WorkflowTask, EngineError> {
+        self.poll_queue(
+            |core| {
+                core.workflow_queues
+                    .entry(queue.to_string())
+                    .or_default()
+                    .notify
+                    .clone()
+            },
+            || self.try_take_workflow_task(queue, identity),
+        )
+        .await
+    }
+
+    /// Waits on a queue's notifier until `take` finds a task. The notifier is
+    /// armed before looking, so a task pushed in between is never missed.
+    async fn poll_queue<T>(
+        &self,
+        notify_of: impl Fn(&mut super::core::Core) -> std::sync::Arc<tokio::sync::Notify>,
+        take: impl Fn() -> Result<Option<T>, EngineError>,
+    ) -> Result<T, EngineError> {
         loop {
-            let notify = self
-                .lock()
-                .workflow_queues
-                .entry(queue.to_string())
-                .or_default()
-                .notify
-                .clone();
+            let notify = notify_of(&mut self.lock());
             let notified = notify.notified();
             tokio::pin!(notified);
             notified.as_mut().enable();
-            if let Some(task) = self.try_take_workflow_task(queue, identity)? {
+            if let Some(task) = take()? {
                 return Ok(task);
             }
             notified.await;
@@ -196,22 +210,17 @@ impl Engine {
         queue: &str,
         identity: &str,
     ) -> Result<ActivityTask, EngineError> {
-        loop {
-            let notify = self
-                .lock()
-                .activity_queues
-                .entry(queue.to_string())
-                .or_default()
-                .notify
-                .clone();
-            let notified = notify.notified();
-            tokio::pin!(notified);
-            notified.as_mut().enable();
-            if let Some(task) = self.try_take_activity_task(queue, identity)? {
-                return Ok(task);
-            }
-            notified.await;
-        }
+        self.poll_queue(
+            |core| {
+                core.activity_queues
+                    .entry(queue.to_string())
+                    .or_default()
+                    .notify
+                    .clone()
+            },
+            || self.try_take_activity_task(queue, identity),
+        )
+        .await
     }
 
     fn try_take_activity_task(
