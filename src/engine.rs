@@ -38,11 +38,13 @@ pub use history::{
 pub use retry::{RetryPolicy, RetryPolicyError};
 pub use state::{ActivityOptions, Command, PendingActivityState, WorkflowExecutionStatus};
 pub use store::{FORMAT_VERSION, Store, WriteBatch, decode, encode};
-pub use tasks::{ActivityTask, ActivityTaskToken, WorkflowTask, WorkflowTaskToken};
+pub use tasks::{
+    ActivityTask, ActivityTaskToken, QueryPollerGuard, QueryTask, WorkflowTask, WorkflowTaskToken,
+};
 pub use worker::{
     ActivityContext, ApplicationError, Worker, WorkerHandle, WorkerOptions, WorkerStats,
 };
 pub use workflow::{
-    ActivityError, ActivityFuture, NONDETERMINISM_CODE, WfContext, WorkflowError, WorkflowInfo,
-    activity_options,
+    ActivityError, ActivityFuture, NONDETERMINISM_CODE, QueryHandler, SignalChannel, TimerFuture,
+    WaitCondition, WfContext, WorkflowError, WorkflowInfo, activity_options,
 };

@@ -7,6 +7,7 @@
 //! - every acknowledged start exists;
 //! - every history decodes and is numbered 1..n without gaps;
 //! - no activity already recorded completed ran again afterwards;
+//! - no timer fired twice (a timer due while the process was down fires once);
 //!
 //! and at the end, after a run that is not killed, that every workflow completed.
 //!
@@ -111,6 +112,18 @@ fn verify(data: &std::path::Path, acked: &HashSet<String>) -> Verified {
         );
         assert_eq!(history[0].event_type(), EventType::WorkflowExecutionStarted);
         let mut scheduled = std::collections::HashMap::new();
+        let fired = history
+            .iter()
+            .filter(|e| e.event_type() == EventType::TimerFired)
+            .count();
+        assert!(
+            fired <= 1,
+            "timer of {} fired {fired} times",
+            run.workflow_id
+        );
+        if run.status == WorkflowExecutionStatus::Completed {
+            assert_eq!(fired, 1, "{} completed without its timer", run.workflow_id);
+        }
         for e in &history {
             match &e.attributes {
                 EventAttributes::ActivityTaskScheduled { activity_id, .. } => {

@@ -171,6 +171,18 @@ fn info_of(run: &RunState) -> WorkflowExecutionInfo {
     }
 }
 
+fn check_payload(what: &str, p: &Payload) -> Result<(), EngineError> {
+    if p.len() > BLOB_SIZE_LIMIT {
+        return Err(EngineError::InvalidArgument(format!(
+            "{what} is {} bytes, over the {BLOB_SIZE_LIMIT}-byte payload limit",
+            p.len()
+        )));
+    }
+    serde_json::from_str::<serde_json::Value>(p.as_json())
+        .map(|_| ())
+        .map_err(|e| EngineError::InvalidArgument(format!("{what} is not JSON: {e}")))
+}
+
 fn check_id(what: &str, value: &str) -> Result<(), EngineError> {
     if value.trim().is_empty() {
         return Err(EngineError::InvalidArgument(format!(
@@ -270,6 +282,7 @@ impl Engine {
                 activities: Vec::new(),
                 buffered: Vec::new(),
                 close_event_id: None,
+                timers: Vec::new(),
             };
             let mut tr = Transition::default();
             run.append(
@@ -494,6 +507,82 @@ impl Engine {
                 what: format!("close event of {workflow_id}"),
                 detail: "missing".into(),
             })),
+        }
+    }
+
+    /// Sends a signal: WorkflowExecutionSignaled is durable before this
+    /// returns; workflow code receives it now or when a worker next runs.
+    pub async fn signal(
+        &self,
+        workflow_id: &str,
+        run_id: Option<&str>,
+        signal_name: &str,
+        input: Payload,
+        identity: &str,
+    ) -> Result<(), EngineError> {
+        check_id("signal name", signal_name)?;
+        check_payload("signal input", &input)?;
+        let seq = self.resolve(workflow_id, run_id)?;
+        let running = self.lock().runs.contains_key(&seq);
+        if !running {
+            let run = self.durable_run(seq).await?;
+            return Err(EngineError::AlreadyCompleted {
+                workflow_id: workflow_id.to_string(),
+                run_id: run.run_id,
+            });
+        }
+        self.transact(seq, |run, tr, now| {
+            run.signal(tr, now, signal_name, input, identity);
+            Ok(())
+        })
+        .await
+    }
+
+    /// Asks a worker to answer a query from the run's state (replaying its
+    /// history if it holds none). Nothing is written to history. Works on
+    /// closed runs too; with no worker polling the run's queue, fails at once.
+    pub async fn query(
+        &self,
+        workflow_id: &str,
+        run_id: Option<&str>,
+        query_type: &str,
+        args: Payload,
+    ) -> Result<Payload, EngineError> {
+        let seq = self.resolve(workflow_id, run_id)?;
+        let run = self.durable_run(seq).await?;
+        let history = self.inner.store.history(seq)?;
+        let (tx, rx) = oneshot::channel();
+        {
+            let mut core = self.lock();
+            if core
+                .query_pollers
+                .get(&run.task_queue)
+                .copied()
+                .unwrap_or(0)
+                == 0
+            {
+                return Err(EngineError::NoWorker {
+                    task_queue: run.task_queue.clone(),
+                });
+            }
+            let q = core.query_queues.entry(run.task_queue.clone()).or_default();
+            q.items.push_back(super::tasks::QueryTask {
+                workflow_id: run.workflow_id.clone(),
+                run_id: run.run_id.clone(),
+                workflow_type: run.workflow_type.clone(),
+                history,
+                query_type: query_type.to_string(),
+                args,
+                reply: tx,
+            });
+            q.notify.notify_one();
+        }
+        match rx.await {
+            Ok(Ok(p)) => Ok(p),
+            Ok(Err(msg)) => Err(EngineError::QueryFailed(msg)),
+            Err(_) => Err(EngineError::QueryFailed(
+                "the worker stopped before answering".into(),
+            )),
         }
     }
 

@@ -62,6 +62,9 @@ pub(crate) struct Core {
     pub(crate) running_ids: HashMap<String, u64>,
     pub(crate) workflow_queues: HashMap<String, TaskQueue<u64>>,
     pub(crate) activity_queues: HashMap<String, TaskQueue<(u64, u64, u32)>>,
+    pub(crate) query_queues: HashMap<String, TaskQueue<super::tasks::QueryTask>>,
+    /// Workers ready to answer queries, per task queue.
+    pub(crate) query_pollers: HashMap<String, usize>,
     pub(crate) timers: BTreeSet<(u64, TimerKey)>,
     pub(crate) waiters: HashMap<u64, Vec<oneshot::Sender<()>>>,
 }
@@ -105,6 +108,8 @@ impl Engine {
                 running_ids: HashMap::new(),
                 workflow_queues: HashMap::new(),
                 activity_queues: HashMap::new(),
+                query_queues: HashMap::new(),
+                query_pollers: HashMap::new(),
                 timers: BTreeSet::new(),
                 waiters: HashMap::new(),
             }),
@@ -189,6 +194,15 @@ impl Engine {
                         },
                     });
                 }
+            }
+            for t in &run.timers {
+                effects.push(Effect::Timer {
+                    at_ms: t.fire_at_ms,
+                    key: TimerKey::UserTimer {
+                        seq: run.seq,
+                        started: t.started_event_id,
+                    },
+                });
             }
             for a in &run.activities {
                 let (seq, scheduled, attempt) = (run.seq, a.scheduled_event_id, a.attempt);
@@ -422,6 +436,18 @@ impl Engine {
                     }
                     run.time_out_workflow_task(tr, now);
                     Ok(())
+                })
+                .await
+            }
+            TimerKey::UserTimer { seq, started } => {
+                self.transact(seq, |run, tr, now| {
+                    if run.fire_timer(tr, now, started) {
+                        Ok(())
+                    } else {
+                        Err(EngineError::TaskNotFound(
+                            "timer already fired or canceled".into(),
+                        ))
+                    }
                 })
                 .await
             }

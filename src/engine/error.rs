@@ -96,6 +96,10 @@ pub enum EngineError {
     InvalidArgument(String),
     #[error("workflow execution already completed: {workflow_id:?} run {run_id:?} is closed")]
     AlreadyCompleted { workflow_id: String, run_id: String },
+    #[error("no worker is polling task queue {task_queue:?}: start a worker to answer queries")]
+    NoWorker { task_queue: String },
+    #[error("query failed: {0}")]
+    QueryFailed(String),
     #[error("task not found: {0}")]
     TaskNotFound(String),
     #[error("the engine has shut down")]

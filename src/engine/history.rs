@@ -246,6 +246,26 @@ pub enum EventAttributes {
         reason: String,
         identity: String,
     },
+    TimerStarted {
+        timer_id: String,
+        start_to_fire_timeout: Duration,
+        workflow_task_completed_event_id: u64,
+    },
+    TimerFired {
+        timer_id: String,
+        started_event_id: u64,
+    },
+    TimerCanceled {
+        timer_id: String,
+        started_event_id: u64,
+        workflow_task_completed_event_id: u64,
+        identity: String,
+    },
+    WorkflowExecutionSignaled {
+        signal_name: String,
+        input: Payload,
+        identity: String,
+    },
 }
 
 /// Temporal's event types (the subset holdfast writes), named exactly as Temporal names them.
@@ -265,6 +285,10 @@ pub enum EventType {
     WorkflowExecutionCompleted,
     WorkflowExecutionFailed,
     WorkflowExecutionTerminated,
+    TimerStarted,
+    TimerFired,
+    TimerCanceled,
+    WorkflowExecutionSignaled,
 }
 
 impl EventType {
@@ -285,6 +309,10 @@ impl EventType {
             EventType::WorkflowExecutionCompleted => "WorkflowExecutionCompleted",
             EventType::WorkflowExecutionFailed => "WorkflowExecutionFailed",
             EventType::WorkflowExecutionTerminated => "WorkflowExecutionTerminated",
+            EventType::TimerStarted => "TimerStarted",
+            EventType::TimerFired => "TimerFired",
+            EventType::TimerCanceled => "TimerCanceled",
+            EventType::WorkflowExecutionSignaled => "WorkflowExecutionSignaled",
         }
     }
 
@@ -325,6 +353,12 @@ impl EventAttributes {
             EventAttributes::WorkflowExecutionFailed { .. } => EventType::WorkflowExecutionFailed,
             EventAttributes::WorkflowExecutionTerminated { .. } => {
                 EventType::WorkflowExecutionTerminated
+            }
+            EventAttributes::TimerStarted { .. } => EventType::TimerStarted,
+            EventAttributes::TimerFired { .. } => EventType::TimerFired,
+            EventAttributes::TimerCanceled { .. } => EventType::TimerCanceled,
+            EventAttributes::WorkflowExecutionSignaled { .. } => {
+                EventType::WorkflowExecutionSignaled
             }
         }
     }
@@ -405,6 +439,16 @@ impl EventAttributes {
             EventAttributes::WorkflowExecutionTerminated { reason, .. } => {
                 format!("reason={reason:?}")
             }
+            EventAttributes::TimerStarted {
+                timer_id,
+                start_to_fire_timeout,
+                ..
+            } => format!("id={timer_id} startToFireTimeout={start_to_fire_timeout:?}"),
+            EventAttributes::TimerFired { timer_id, .. }
+            | EventAttributes::TimerCanceled { timer_id, .. } => format!("id={timer_id}"),
+            EventAttributes::WorkflowExecutionSignaled {
+                signal_name, input, ..
+            } => format!("{signal_name} input={input}"),
         }
     }
 }

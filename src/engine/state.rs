@@ -141,6 +141,13 @@ pub enum Command {
     FailWorkflowExecution {
         failure: Failure,
     },
+    StartTimer {
+        timer_id: String,
+        duration: Duration,
+    },
+    CancelTimer {
+        timer_id: String,
+    },
 }
 
 impl Command {
@@ -154,6 +161,10 @@ impl Command {
             } => format!("ScheduleActivityTask(type {activity_type:?}, id {activity_id:?})"),
             Command::CompleteWorkflowExecution { .. } => "CompleteWorkflowExecution".into(),
             Command::FailWorkflowExecution { .. } => "FailWorkflowExecution".into(),
+            Command::StartTimer { timer_id, duration } => {
+                format!("StartTimer(id {timer_id:?}, {duration:?})")
+            }
+            Command::CancelTimer { timer_id } => format!("CancelTimer(id {timer_id:?})"),
         }
     }
 }
@@ -228,6 +239,16 @@ pub struct RunState {
     /// Events that arrived while a workflow task was running; appended after it.
     pub buffered: Vec<(u64, EventAttributes)>,
     pub close_event_id: Option<u64>,
+    /// Durable timers started by workflow code and not yet fired or canceled.
+    pub timers: Vec<TimerState>,
+}
+
+/// A pending user timer: fires at an absolute time, so a crash neither loses nor shifts it.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct TimerState {
+    pub timer_id: String,
+    pub started_event_id: u64,
+    pub fire_at_ms: u64,
 }
 
 /// Timers the engine keeps; each names what it checks when it fires.
@@ -259,6 +280,10 @@ pub enum TimerKey {
     WorkflowTaskRetry {
         seq: u64,
         attempt: u32,
+    },
+    UserTimer {
+        seq: u64,
+        started: u64,
     },
 }
 
@@ -594,6 +619,45 @@ impl RunState {
                     self.enqueue_activity(tr, &act, now);
                     self.activities.push(act);
                 }
+                Command::StartTimer { timer_id, duration } => {
+                    let id = self.append(
+                        tr,
+                        now,
+                        EventAttributes::TimerStarted {
+                            timer_id: timer_id.clone(),
+                            start_to_fire_timeout: duration,
+                            workflow_task_completed_event_id: completed,
+                        },
+                    );
+                    let fire_at_ms = now + duration.as_millis() as u64;
+                    self.timers.push(TimerState {
+                        timer_id,
+                        started_event_id: id,
+                        fire_at_ms,
+                    });
+                    tr.effects.push(Effect::Timer {
+                        at_ms: fire_at_ms,
+                        key: TimerKey::UserTimer {
+                            seq: self.seq,
+                            started: id,
+                        },
+                    });
+                }
+                Command::CancelTimer { timer_id } => {
+                    if let Some(i) = self.timers.iter().position(|t| t.timer_id == timer_id) {
+                        let t = self.timers.remove(i);
+                        self.append(
+                            tr,
+                            now,
+                            EventAttributes::TimerCanceled {
+                                timer_id,
+                                started_event_id: t.started_event_id,
+                                workflow_task_completed_event_id: completed,
+                                identity: identity.to_string(),
+                            },
+                        );
+                    }
+                }
                 Command::CompleteWorkflowExecution { result } => {
                     let id = self.append(
                         tr,
@@ -656,6 +720,7 @@ impl RunState {
         self.close_event_id = Some(close_event_id);
         self.workflow_task = None;
         self.activities.clear();
+        self.timers.clear();
         self.buffered.clear();
         tr.effects.push(Effect::Closed { seq: self.seq });
     }
@@ -891,6 +956,53 @@ impl RunState {
         }
     }
 
+    /// A user timer fell due.
+    pub fn fire_timer(&mut self, tr: &mut Transition, now: u64, started: u64) -> bool {
+        let Some(i) = self
+            .timers
+            .iter()
+            .position(|t| t.started_event_id == started)
+        else {
+            return false;
+        };
+        let t = self.timers.remove(i);
+        self.add_external_events(
+            tr,
+            now,
+            vec![(
+                now,
+                EventAttributes::TimerFired {
+                    timer_id: t.timer_id,
+                    started_event_id: t.started_event_id,
+                },
+            )],
+        );
+        true
+    }
+
+    /// A signal arrived: recorded before it is acknowledged.
+    pub fn signal(
+        &mut self,
+        tr: &mut Transition,
+        now: u64,
+        name: &str,
+        input: Payload,
+        identity: &str,
+    ) {
+        self.add_external_events(
+            tr,
+            now,
+            vec![(
+                now,
+                EventAttributes::WorkflowExecutionSignaled {
+                    signal_name: name.to_string(),
+                    input,
+                    identity: identity.to_string(),
+                },
+            )],
+        );
+    }
+
     /// Terminates the run: one event, nothing written for pending work.
     pub fn terminate(&mut self, tr: &mut Transition, now: u64, reason: &str, identity: &str) {
         let id = self.append(
@@ -959,6 +1071,7 @@ mod tests {
             activities: Vec::new(),
             buffered: Vec::new(),
             close_event_id: None,
+            timers: Vec::new(),
         };
         let mut tr = Transition::default();
         run.append(

@@ -18,6 +18,16 @@ pub struct WorkflowTaskToken {
     pub(crate) request_id: u64,
 }
 
+impl WorkflowTaskToken {
+    /// A token that names no task (for replays that answer queries).
+    pub(crate) fn detached() -> Self {
+        WorkflowTaskToken {
+            seq: 0,
+            request_id: 0,
+        }
+    }
+}
+
 /// A workflow task handed to a worker: the run and its full history.
 #[derive(Clone, Debug)]
 pub struct WorkflowTask {
@@ -57,7 +67,75 @@ pub struct ActivityTask {
     pub heartbeat_timeout: Duration,
 }
 
+/// A query for a worker to answer from the run's state.
+#[derive(Debug)]
+pub struct QueryTask {
+    pub workflow_id: String,
+    pub run_id: String,
+    pub workflow_type: String,
+    pub history: Vec<HistoryEvent>,
+    pub query_type: String,
+    pub args: Payload,
+    pub(crate) reply: tokio::sync::oneshot::Sender<Result<Payload, String>>,
+}
+
+impl QueryTask {
+    /// Sends the answer back to whoever asked.
+    pub fn answer(self, result: Result<Payload, String>) {
+        let _ = self.reply.send(result);
+    }
+}
+
+/// Counts a worker as ready to answer queries on a queue while it lives.
+pub struct QueryPollerGuard {
+    engine: Engine,
+    queue: String,
+}
+
+impl Drop for QueryPollerGuard {
+    fn drop(&mut self) {
+        let mut core = self.engine.lock();
+        if let Some(n) = core.query_pollers.get_mut(&self.queue) {
+            *n = n.saturating_sub(1);
+        }
+    }
+}
+
 impl Engine {
+    /// Registers a query poller on `queue` until the guard is dropped.
+    pub fn register_query_poller(&self, queue: &str) -> QueryPollerGuard {
+        *self
+            .lock()
+            .query_pollers
+            .entry(queue.to_string())
+            .or_default() += 1;
+        QueryPollerGuard {
+            engine: self.clone(),
+            queue: queue.to_string(),
+        }
+    }
+
+    /// Waits for a query on `queue`.
+    pub async fn poll_query_task(&self, queue: &str) -> Result<QueryTask, EngineError> {
+        self.poll_queue(
+            |core| {
+                core.query_queues
+                    .entry(queue.to_string())
+                    .or_default()
+                    .notify
+                    .clone()
+            },
+            || {
+                Ok(self
+                    .lock()
+                    .query_queues
+                    .get_mut(queue)
+                    .and_then(|q| q.items.pop_front()))
+            },
+        )
+        .await
+    }
+
     /// Waits for a workflow task on `queue` and takes it.
     pub async fn poll_workflow_task(
         &self,

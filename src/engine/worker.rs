@@ -258,6 +258,10 @@ impl Worker {
         tokio::spawn(shared.cancel.clone().run_until_cancelled_owned(async move {
             s.activity_loop().await;
         }));
+        let s = shared.clone();
+        tokio::spawn(shared.cancel.clone().run_until_cancelled_owned(async move {
+            s.query_loop().await;
+        }));
         WorkerHandle { shared }
     }
 }
@@ -490,6 +494,48 @@ impl WorkerShared {
             .await
         {
             tracing::info!(workflow_id = %task.workflow_id, error = %e, "workflow task failure not recorded");
+        }
+    }
+
+    async fn query_loop(self: Arc<Self>) {
+        let _guard = self.engine.register_query_poller(&self.options.task_queue);
+        loop {
+            let task = match self.engine.poll_query_task(&self.options.task_queue).await {
+                Ok(t) => t,
+                Err(e) => {
+                    tracing::warn!(error = %e, "query poll failed");
+                    self.engine.clock().sleep(Duration::from_millis(100)).await;
+                    continue;
+                }
+            };
+            let answer = self.answer_query(&task);
+            task.answer(answer);
+        }
+    }
+
+    /// Answers from the cached instance when it has seen the whole history,
+    /// otherwise from a fresh replay of it.
+    fn answer_query(&self, task: &super::tasks::QueryTask) -> Result<Payload, String> {
+        let next = task.history.len() as u64 + 1;
+        if let Ok(c) = self.cache.lock()
+            && let Some(inst) = c.get(&task.run_id)
+            && inst.cursor() == next
+        {
+            return inst.query(&task.query_type, task.args.clone());
+        }
+        let wt = WorkflowTask {
+            token: super::tasks::WorkflowTaskToken::detached(),
+            workflow_id: task.workflow_id.clone(),
+            run_id: task.run_id.clone(),
+            workflow_type: task.workflow_type.clone(),
+            attempt: 1,
+            history: task.history.clone(),
+            started_time_ms: task.history.last().map_or(0, |e| e.event_time_ms),
+        };
+        let mut inst = self.new_instance(&wt).map_err(|f| f.message.clone())?;
+        match inst.activate(&task.history, wt.started_time_ms) {
+            Ok(_) => inst.query(&task.query_type, task.args.clone()),
+            Err(ActivationError::Nondeterminism(m)) | Err(ActivationError::Panic(m)) => Err(m),
         }
     }
 

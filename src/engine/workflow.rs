@@ -111,14 +111,21 @@ pub struct WorkflowInfo {
     pub task_queue: String,
 }
 
+/// Answers one query from the workflow's state.
+pub type QueryHandler = Arc<dyn Fn(Payload) -> Result<Payload, String> + Send + Sync>;
+
 #[derive(Default)]
 struct Shared {
     now_ms: u64,
     replaying: bool,
     next_activity_seq: u64,
+    next_timer_seq: u64,
     /// Issued, not yet matched to a history event.
     issued: VecDeque<Command>,
     results: HashMap<String, Result<Payload, ActivityError>>,
+    fired_timers: std::collections::HashSet<String>,
+    signals: HashMap<String, VecDeque<Payload>>,
+    queries: std::collections::BTreeMap<String, QueryHandler>,
 }
 
 /// What workflow code uses to act: run activities, read workflow time.
@@ -145,6 +152,46 @@ impl WfContext {
     /// True while the code re-runs history it already made (log only when false).
     pub fn is_replaying(&self) -> bool {
         self.shared().replaying
+    }
+
+    /// A durable timer: resolves after `d` of workflow time, surviving crashes.
+    pub fn sleep(&self, d: Duration) -> TimerFuture {
+        TimerFuture {
+            ctx: self.clone(),
+            duration: d,
+            timer_id: None,
+        }
+    }
+
+    /// Signals named `name`, delivered in the order they were recorded.
+    pub fn signal_channel<T: DeserializeOwned>(&self, name: &str) -> SignalChannel<T> {
+        SignalChannel {
+            ctx: self.clone(),
+            name: name.to_string(),
+            _t: std::marker::PhantomData,
+        }
+    }
+
+    /// Resolves once `condition` holds (re-checked whenever new events arrive).
+    pub fn wait_condition<F: Fn() -> bool>(&self, condition: F) -> WaitCondition<F> {
+        WaitCondition { condition }
+    }
+
+    /// Registers a query handler; queries read state and write nothing to history.
+    pub fn set_query_handler<A, R, F>(&self, name: &str, f: F)
+    where
+        A: DeserializeOwned,
+        R: Serialize,
+        F: Fn(A) -> R + Send + Sync + 'static,
+    {
+        let name_owned = name.to_string();
+        let handler: QueryHandler = Arc::new(move |args: Payload| {
+            let a: A = args
+                .to_value()
+                .map_err(|e| format!("arguments of query {name_owned:?} do not fit: {e}"))?;
+            Payload::from_value(&f(a)).map_err(|e| e.to_string())
+        });
+        self.shared().queries.insert(name.to_string(), handler);
     }
 
     /// Runs an activity. The command is issued when the future is first polled.
@@ -261,6 +308,100 @@ impl<O: DeserializeOwned> Future for ActivityFuture<O> {
 }
 
 impl<O> Unpin for ActivityFuture<O> {}
+
+/// A durable timer (see [`WfContext::sleep`]).
+pub struct TimerFuture {
+    ctx: WfContext,
+    duration: Duration,
+    timer_id: Option<String>,
+}
+
+impl TimerFuture {
+    /// Cancels the timer (writes TimerCanceled) unless it already fired.
+    pub fn cancel(&mut self) {
+        let mut shared = self.ctx.shared();
+        if let Some(id) = &self.timer_id
+            && !shared.fired_timers.contains(id)
+        {
+            shared.issued.push_back(Command::CancelTimer {
+                timer_id: id.clone(),
+            });
+        }
+    }
+}
+
+impl Future for TimerFuture {
+    type Output = ();
+
+    fn poll(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<()> {
+        let this = Pin::into_inner(self);
+        let mut shared = this.ctx.shared();
+        let id = match &this.timer_id {
+            Some(id) => id.clone(),
+            None => {
+                shared.next_timer_seq += 1;
+                let id = shared.next_timer_seq.to_string();
+                shared.issued.push_back(Command::StartTimer {
+                    timer_id: id.clone(),
+                    duration: this.duration,
+                });
+                this.timer_id = Some(id.clone());
+                id
+            }
+        };
+        if shared.fired_timers.contains(&id) {
+            Poll::Ready(())
+        } else {
+            Poll::Pending
+        }
+    }
+}
+
+/// Receives signals of one name (see [`WfContext::signal_channel`]).
+pub struct SignalChannel<T> {
+    ctx: WfContext,
+    name: String,
+    _t: std::marker::PhantomData<fn() -> T>,
+}
+
+impl<T: DeserializeOwned> SignalChannel<T> {
+    /// The next signal, if one has arrived. A signal whose input does not fit `T` is skipped.
+    pub fn try_recv(&self) -> Option<T> {
+        let mut shared = self.ctx.shared();
+        let q = shared.signals.get_mut(&self.name)?;
+        while let Some(p) = q.pop_front() {
+            if let Ok(v) = p.to_value() {
+                return Some(v);
+            }
+        }
+        None
+    }
+
+    /// Waits for the next signal.
+    pub fn recv(&self) -> impl Future<Output = T> + '_ {
+        std::future::poll_fn(move |_| match self.try_recv() {
+            Some(v) => Poll::Ready(v),
+            None => Poll::Pending,
+        })
+    }
+}
+
+/// See [`WfContext::wait_condition`].
+pub struct WaitCondition<F> {
+    condition: F,
+}
+
+impl<F: Fn() -> bool> Future for WaitCondition<F> {
+    type Output = ();
+    fn poll(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<()> {
+        // F is never moved out or pinned structurally.
+        if (self.condition)() {
+            Poll::Ready(())
+        } else {
+            Poll::Pending
+        }
+    }
+}
 
 fn unsafe_free_get_mut<T: Unpin>(p: Pin<&mut T>) -> &mut T {
     Pin::into_inner(p)
@@ -398,6 +539,8 @@ impl WorkflowInstance {
             let is_command = matches!(
                 ev.attributes,
                 EventAttributes::ActivityTaskScheduled { .. }
+                    | EventAttributes::TimerStarted { .. }
+                    | EventAttributes::TimerCanceled { .. }
                     | EventAttributes::WorkflowExecutionCompleted { .. }
                     | EventAttributes::WorkflowExecutionFailed { .. }
             );
@@ -444,6 +587,34 @@ impl WorkflowInstance {
                         }
                         other => return Err(Self::nondeterminism(ev, other.as_ref())),
                     }
+                }
+                EventAttributes::TimerStarted { timer_id, .. } => {
+                    let issued = self.shared().issued.pop_front();
+                    match &issued {
+                        Some(Command::StartTimer { timer_id: id, .. }) if id == timer_id => {}
+                        other => return Err(Self::nondeterminism(ev, other.as_ref())),
+                    }
+                }
+                EventAttributes::TimerCanceled { timer_id, .. } => {
+                    let issued = self.shared().issued.pop_front();
+                    match &issued {
+                        Some(Command::CancelTimer { timer_id: id }) if id == timer_id => {}
+                        other => return Err(Self::nondeterminism(ev, other.as_ref())),
+                    }
+                }
+                EventAttributes::TimerFired { timer_id, .. } => {
+                    self.shared().fired_timers.insert(timer_id.clone());
+                    self.dirty = true;
+                }
+                EventAttributes::WorkflowExecutionSignaled {
+                    signal_name, input, ..
+                } => {
+                    self.shared()
+                        .signals
+                        .entry(signal_name.clone())
+                        .or_default()
+                        .push_back(input.clone());
+                    self.dirty = true;
                 }
                 EventAttributes::WorkflowExecutionCompleted { .. } => {
                     let issued = self.shared().issued.pop_front();
@@ -551,6 +722,27 @@ impl WorkflowInstance {
         let id = id.clone();
         self.shared().results.insert(id, Err(err));
         self.dirty = true;
+    }
+
+    /// Answers a query from the instance's state.
+    pub fn query(&self, name: &str, args: Payload) -> Result<Payload, String> {
+        let handler = {
+            let shared = self.shared();
+            match shared.queries.get(name) {
+                Some(h) => h.clone(),
+                None => {
+                    let known: Vec<_> = shared.queries.keys().cloned().collect();
+                    return Err(format!(
+                        "Query handler for '{name}' expected but not found, known queries: [{}]",
+                        known.join(" ")
+                    ));
+                }
+            }
+        };
+        match std::panic::catch_unwind(AssertUnwindSafe(|| handler(args))) {
+            Ok(r) => r,
+            Err(_) => Err(format!("query handler '{name}' panicked")),
+        }
     }
 
     /// True once the code has returned.
