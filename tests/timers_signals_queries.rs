@@ -16,7 +16,7 @@ const QUEUE: &str = "lab";
 
 fn setup(w: &mut Worker) {
     w.register_workflow("TimerWf", |ctx: WfContext, _: ()| async move {
-        ctx.sleep(Duration::from_secs(2)).await;
+        ctx.sleep(Duration::from_secs(2)).await?;
         Ok::<_, WorkflowError>("timer fired".to_string())
     });
     w.register_workflow("SignalWf", |ctx: WfContext, _: ()| async move {

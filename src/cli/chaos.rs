@@ -56,7 +56,7 @@ pub async fn run_child(args: ChaosArgs) -> Result<(), Box<dyn std::error::Error>
             });
         let a: u64 = ctx.activity("withdraw", &n, opts.clone()).await?;
         // A durable timer between the steps: kills land while it is pending too.
-        ctx.sleep(Duration::from_millis(30)).await;
+        ctx.sleep(Duration::from_millis(30)).await?;
         let b: u64 = ctx.activity("deposit", &n, opts).await?;
         Ok::<_, WorkflowError>(a + b)
     });

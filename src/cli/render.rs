@@ -81,6 +81,7 @@ pub fn results_block(info: &WorkflowExecutionInfo, outcome: &WorkflowOutcome) ->
         WorkflowOutcome::Failed(f) => {
             let _ = writeln!(out, "  Failure  {f}");
         }
+        WorkflowOutcome::Canceled => {}
         WorkflowOutcome::Terminated { reason } => {
             let _ = writeln!(out, "  Reason   {reason}");
         }

@@ -61,6 +61,7 @@ pub struct RunHandle {
 pub enum WorkflowOutcome {
     Completed(Payload),
     Failed(Failure),
+    Canceled,
     Terminated { reason: String },
 }
 
@@ -283,6 +284,7 @@ impl Engine {
                 buffered: Vec::new(),
                 close_event_id: None,
                 timers: Vec::new(),
+                cancel_requested: false,
             };
             let mut tr = Transition::default();
             run.append(
@@ -498,6 +500,9 @@ impl Engine {
             Some(EventAttributes::WorkflowExecutionFailed { failure, .. }) => {
                 Ok(WorkflowOutcome::Failed(failure.clone()))
             }
+            Some(EventAttributes::WorkflowExecutionCanceled { .. }) => {
+                Ok(WorkflowOutcome::Canceled)
+            }
             Some(EventAttributes::WorkflowExecutionTerminated { reason, .. }) => {
                 Ok(WorkflowOutcome::Terminated {
                     reason: reason.clone(),
@@ -584,6 +589,31 @@ impl Engine {
                 "the worker stopped before answering".into(),
             )),
         }
+    }
+
+    /// Requests cancellation: WorkflowExecutionCancelRequested is recorded
+    /// and the workflow code decides (pending timers are canceled and the run
+    /// closes as Canceled unless the code handles it).
+    pub async fn cancel(
+        &self,
+        workflow_id: &str,
+        run_id: Option<&str>,
+        identity: &str,
+    ) -> Result<(), EngineError> {
+        let seq = self.resolve(workflow_id, run_id)?;
+        let running = self.lock().runs.contains_key(&seq);
+        if !running {
+            let run = self.durable_run(seq).await?;
+            return Err(EngineError::AlreadyCompleted {
+                workflow_id: workflow_id.to_string(),
+                run_id: run.run_id,
+            });
+        }
+        self.transact(seq, |run, tr, now| {
+            run.request_cancel(tr, now, identity);
+            Ok(())
+        })
+        .await
     }
 
     /// Terminates a running run at once: WorkflowExecutionTerminated, and

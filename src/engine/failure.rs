@@ -43,6 +43,8 @@ pub enum FailureInfo {
     },
     /// The run or activity was terminated.
     Terminated,
+    /// The run or activity was canceled.
+    Canceled,
 }
 
 impl Failure {

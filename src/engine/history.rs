@@ -266,6 +266,12 @@ pub enum EventAttributes {
         input: Payload,
         identity: String,
     },
+    WorkflowExecutionCancelRequested {
+        identity: String,
+    },
+    WorkflowExecutionCanceled {
+        workflow_task_completed_event_id: u64,
+    },
 }
 
 /// Temporal's event types (the subset holdfast writes), named exactly as Temporal names them.
@@ -289,6 +295,8 @@ pub enum EventType {
     TimerFired,
     TimerCanceled,
     WorkflowExecutionSignaled,
+    WorkflowExecutionCancelRequested,
+    WorkflowExecutionCanceled,
 }
 
 impl EventType {
@@ -313,6 +321,8 @@ impl EventType {
             EventType::TimerFired => "TimerFired",
             EventType::TimerCanceled => "TimerCanceled",
             EventType::WorkflowExecutionSignaled => "WorkflowExecutionSignaled",
+            EventType::WorkflowExecutionCancelRequested => "WorkflowExecutionCancelRequested",
+            EventType::WorkflowExecutionCanceled => "WorkflowExecutionCanceled",
         }
     }
 
@@ -323,6 +333,7 @@ impl EventType {
             EventType::WorkflowExecutionCompleted
                 | EventType::WorkflowExecutionFailed
                 | EventType::WorkflowExecutionTerminated
+                | EventType::WorkflowExecutionCanceled
         )
     }
 }
@@ -359,6 +370,12 @@ impl EventAttributes {
             EventAttributes::TimerCanceled { .. } => EventType::TimerCanceled,
             EventAttributes::WorkflowExecutionSignaled { .. } => {
                 EventType::WorkflowExecutionSignaled
+            }
+            EventAttributes::WorkflowExecutionCancelRequested { .. } => {
+                EventType::WorkflowExecutionCancelRequested
+            }
+            EventAttributes::WorkflowExecutionCanceled { .. } => {
+                EventType::WorkflowExecutionCanceled
             }
         }
     }
@@ -449,6 +466,10 @@ impl EventAttributes {
             EventAttributes::WorkflowExecutionSignaled {
                 signal_name, input, ..
             } => format!("{signal_name} input={input}"),
+            EventAttributes::WorkflowExecutionCancelRequested { identity } => {
+                format!("identity={identity}")
+            }
+            EventAttributes::WorkflowExecutionCanceled { .. } => String::new(),
         }
     }
 }

@@ -106,7 +106,7 @@ impl RetryPolicy {
                     .iter()
                     .any(|n| n == &format!("TemporalTimeout:{}", t.words())),
             },
-            FailureInfo::Terminated => false,
+            FailureInfo::Terminated | FailureInfo::Canceled => false,
             FailureInfo::Application {
                 error_type,
                 non_retryable,

@@ -148,6 +148,7 @@ pub enum Command {
     CancelTimer {
         timer_id: String,
     },
+    CancelWorkflowExecution,
 }
 
 impl Command {
@@ -165,6 +166,7 @@ impl Command {
                 format!("StartTimer(id {timer_id:?}, {duration:?})")
             }
             Command::CancelTimer { timer_id } => format!("CancelTimer(id {timer_id:?})"),
+            Command::CancelWorkflowExecution => "CancelWorkflowExecution".into(),
         }
     }
 }
@@ -241,6 +243,8 @@ pub struct RunState {
     pub close_event_id: Option<u64>,
     /// Durable timers started by workflow code and not yet fired or canceled.
     pub timers: Vec<TimerState>,
+    /// A cancel was requested (the workflow code decides what to do).
+    pub cancel_requested: bool,
 }
 
 /// A pending user timer: fires at an absolute time, so a crash neither loses nor shifts it.
@@ -523,7 +527,9 @@ impl RunState {
         let closes = commands.iter().any(|c| {
             matches!(
                 c,
-                Command::CompleteWorkflowExecution { .. } | Command::FailWorkflowExecution { .. }
+                Command::CompleteWorkflowExecution { .. }
+                    | Command::FailWorkflowExecution { .. }
+                    | Command::CancelWorkflowExecution
             )
         });
         if closes && !self.buffered.is_empty() {
@@ -668,6 +674,17 @@ impl RunState {
                         },
                     );
                     self.close(tr, now, WorkflowExecutionStatus::Completed, id);
+                    return;
+                }
+                Command::CancelWorkflowExecution => {
+                    let id = self.append(
+                        tr,
+                        now,
+                        EventAttributes::WorkflowExecutionCanceled {
+                            workflow_task_completed_event_id: completed,
+                        },
+                    );
+                    self.close(tr, now, WorkflowExecutionStatus::Canceled, id);
                     return;
                 }
                 Command::FailWorkflowExecution { failure } => {
@@ -1003,6 +1020,24 @@ impl RunState {
         );
     }
 
+    /// A cancel request: recorded, then left to workflow code (once).
+    pub fn request_cancel(&mut self, tr: &mut Transition, now: u64, identity: &str) {
+        if self.cancel_requested {
+            return;
+        }
+        self.cancel_requested = true;
+        self.add_external_events(
+            tr,
+            now,
+            vec![(
+                now,
+                EventAttributes::WorkflowExecutionCancelRequested {
+                    identity: identity.to_string(),
+                },
+            )],
+        );
+    }
+
     /// Terminates the run: one event, nothing written for pending work.
     pub fn terminate(&mut self, tr: &mut Transition, now: u64, reason: &str, identity: &str) {
         let id = self.append(
@@ -1072,6 +1107,7 @@ mod tests {
             buffered: Vec::new(),
             close_event_id: None,
             timers: Vec::new(),
+            cancel_requested: false,
         };
         let mut tr = Transition::default();
         run.append(

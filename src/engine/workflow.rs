@@ -70,6 +70,9 @@ pub enum WorkflowError {
     Activity(ActivityError),
     /// A failure the code raised itself.
     Application(Failure),
+    /// Cancellation was requested and the code let it end the run
+    /// (closes as WorkflowExecutionCanceled, not Failed).
+    Canceled,
 }
 
 impl WorkflowError {
@@ -81,6 +84,12 @@ impl WorkflowError {
         match self {
             WorkflowError::Activity(e) => e.failure,
             WorkflowError::Application(f) => f,
+            WorkflowError::Canceled => Failure {
+                message: "workflow canceled".into(),
+                source: String::new(),
+                cause: None,
+                info: FailureInfo::Canceled,
+            },
         }
     }
 }
@@ -96,6 +105,7 @@ impl std::fmt::Display for WorkflowError {
         match self {
             WorkflowError::Activity(e) => e.fmt(f),
             WorkflowError::Application(fail) => fail.fmt(f),
+            WorkflowError::Canceled => f.write_str("workflow canceled"),
         }
     }
 }
@@ -126,6 +136,7 @@ struct Shared {
     fired_timers: std::collections::HashSet<String>,
     signals: HashMap<String, VecDeque<Payload>>,
     queries: std::collections::BTreeMap<String, QueryHandler>,
+    cancel_requested: bool,
 }
 
 /// What workflow code uses to act: run activities, read workflow time.
@@ -154,7 +165,14 @@ impl WfContext {
         self.shared().replaying
     }
 
-    /// A durable timer: resolves after `d` of workflow time, surviving crashes.
+    /// Whether cancellation of this run was requested.
+    pub fn is_cancel_requested(&self) -> bool {
+        self.shared().cancel_requested
+    }
+
+    /// A durable timer: resolves after `d` of workflow time, surviving
+    /// crashes. If cancellation is requested first, the timer is canceled
+    /// (TimerCanceled) and it resolves to `Err(WorkflowError::Canceled)`.
     pub fn sleep(&self, d: Duration) -> TimerFuture {
         TimerFuture {
             ctx: self.clone(),
@@ -331,9 +349,9 @@ impl TimerFuture {
 }
 
 impl Future for TimerFuture {
-    type Output = ();
+    type Output = Result<(), WorkflowError>;
 
-    fn poll(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<()> {
+    fn poll(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = Pin::into_inner(self);
         let mut shared = this.ctx.shared();
         let id = match &this.timer_id {
@@ -350,7 +368,12 @@ impl Future for TimerFuture {
             }
         };
         if shared.fired_timers.contains(&id) {
-            Poll::Ready(())
+            Poll::Ready(Ok(()))
+        } else if shared.cancel_requested {
+            shared
+                .issued
+                .push_back(Command::CancelTimer { timer_id: id });
+            Poll::Ready(Err(WorkflowError::Canceled))
         } else {
             Poll::Pending
         }
@@ -486,6 +509,7 @@ impl WorkflowInstance {
                 self.future = None;
                 let cmd = match out {
                     Ok(result) => Command::CompleteWorkflowExecution { result },
+                    Err(WorkflowError::Canceled) => Command::CancelWorkflowExecution,
                     Err(e) => Command::FailWorkflowExecution {
                         failure: e.into_failure(),
                     },
@@ -543,6 +567,7 @@ impl WorkflowInstance {
                     | EventAttributes::TimerCanceled { .. }
                     | EventAttributes::WorkflowExecutionCompleted { .. }
                     | EventAttributes::WorkflowExecutionFailed { .. }
+                    | EventAttributes::WorkflowExecutionCanceled { .. }
             );
             if in_command_group && !is_command {
                 in_command_group = false;
@@ -600,6 +625,16 @@ impl WorkflowInstance {
                     match &issued {
                         Some(Command::CancelTimer { timer_id: id }) if id == timer_id => {}
                         other => return Err(Self::nondeterminism(ev, other.as_ref())),
+                    }
+                }
+                EventAttributes::WorkflowExecutionCancelRequested { .. } => {
+                    self.shared().cancel_requested = true;
+                    self.dirty = true;
+                }
+                EventAttributes::WorkflowExecutionCanceled { .. } => {
+                    let issued = self.shared().issued.pop_front();
+                    if !matches!(issued, Some(Command::CancelWorkflowExecution)) {
+                        return Err(Self::nondeterminism(ev, issued.as_ref()));
                     }
                 }
                 EventAttributes::TimerFired { timer_id, .. } => {

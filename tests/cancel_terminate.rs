@@ -1,0 +1,261 @@
+//! Cancel is a request the workflow code answers; terminate is immediate;
+//! a failing workflow task leaves one event and the run Running. Compared
+//! with `workflow-cancelled-during-timer`, `terminated-with-activity-retrying`,
+//! `f-workflow-task-failure-mid` and `f2-nondeterminism-workflow-task-failed`.
+
+mod common;
+
+use std::time::Duration;
+
+use common::{signature_of, signature_of_reference, virtual_engine};
+use holdfast::engine::{
+    ActivityContext, ApplicationError, Engine, EngineError, EventType, Payload, RetryPolicy,
+    StartWorkflowOptions, WfContext, Worker, WorkerOptions, WorkflowError, WorkflowExecutionStatus,
+    WorkflowOutcome, activity_options,
+};
+
+const QUEUE: &str = "lab";
+
+async fn start(engine: &Engine, id: &str, ty: &str) {
+    engine
+        .start_workflow(StartWorkflowOptions::new(
+            id,
+            ty,
+            QUEUE,
+            Payload::from_value(&()).unwrap(),
+        ))
+        .await
+        .unwrap();
+}
+
+/// Cancelled while sleeping 60 s: CancelRequested, a workflow task, then
+/// TimerCanceled and WorkflowExecutionCanceled; status Canceled.
+#[tokio::test(start_paused = true)]
+async fn workflow_cancelled_during_timer() {
+    let (engine, _dir) = virtual_engine();
+    let mut w = Worker::new(&engine, WorkerOptions::new(QUEUE, "lab-worker"));
+    w.register_workflow("SleepLong", |ctx: WfContext, _: ()| async move {
+        ctx.sleep(Duration::from_secs(60)).await?;
+        Ok::<_, WorkflowError>("woke".to_string())
+    });
+    let _w = w.start();
+    start(&engine, "sleeper", "SleepLong").await;
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    engine
+        .cancel("sleeper", None, "temporal-cli")
+        .await
+        .unwrap();
+    let out = engine.result("sleeper", None).await.unwrap();
+    assert_eq!(out, WorkflowOutcome::Canceled);
+    let h = engine.history("sleeper", None).await.unwrap();
+    assert_eq!(
+        signature_of(&h),
+        signature_of_reference("workflow-cancelled-during-timer")
+    );
+    let d = engine.describe("sleeper", None).await.unwrap();
+    assert_eq!(d.info.status, WorkflowExecutionStatus::Canceled);
+    let err = engine.cancel("sleeper", None, "cli").await.unwrap_err();
+    assert!(matches!(err, EngineError::AlreadyCompleted { .. }));
+}
+
+/// Workflow code may handle the cancel request itself and complete normally.
+#[tokio::test(start_paused = true)]
+async fn cancel_is_a_request_the_code_may_handle() {
+    let (engine, _dir) = virtual_engine();
+    let mut w = Worker::new(&engine, WorkerOptions::new(QUEUE, "w"));
+    w.register_workflow("Stubborn", |ctx: WfContext, _: ()| async move {
+        match ctx.sleep(Duration::from_secs(60)).await {
+            Ok(()) => Ok::<_, WorkflowError>("slept".to_string()),
+            Err(WorkflowError::Canceled) => Ok("cleaned up after cancel".to_string()),
+            Err(e) => Err(e),
+        }
+    });
+    let _w = w.start();
+    start(&engine, "stubborn", "Stubborn").await;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    engine.cancel("stubborn", None, "cli").await.unwrap();
+    let out = engine.result("stubborn", None).await.unwrap();
+    assert_eq!(
+        out,
+        WorkflowOutcome::Completed(Payload::from_value("cleaned up after cancel").unwrap())
+    );
+}
+
+/// Terminating a run whose activity is retrying writes one event and nothing
+/// for the activity; the retrying attempt's late result is rejected.
+#[tokio::test(start_paused = true)]
+async fn terminated_with_activity_retrying() {
+    let (engine, _dir) = virtual_engine();
+    let mut w = Worker::new(&engine, WorkerOptions::new(QUEUE, "lab-worker"));
+    w.register_workflow("StuckRetrying", |ctx: WfContext, _: ()| async move {
+        let o = activity_options()
+            .start_to_close(Duration::from_secs(5))
+            .retry(RetryPolicy {
+                maximum_interval: Duration::from_secs(30),
+                ..RetryPolicy::default()
+            });
+        let r: () = ctx.activity("always_fails", &(), o).await?;
+        Ok::<_, WorkflowError>(r)
+    });
+    w.register_activity("always_fails", |ctx: ActivityContext, _: ()| async move {
+        ctx.sleep(Duration::from_millis(500)).await;
+        Err::<(), _>(ApplicationError::retryable("AlwaysError", "always fails"))
+    });
+    let w = w.start();
+    start(&engine, "stuck-retrying", "StuckRetrying").await;
+    // attempts at 0, 1.5, 4 and 8.5 s, each failing 0.5 s in: attempt 4 is running at 8.7 s
+    tokio::time::sleep(Duration::from_millis(8_700)).await;
+    engine
+        .terminate(
+            "stuck-retrying",
+            None,
+            "lab: stop stuck retries",
+            "temporal-cli",
+        )
+        .await
+        .unwrap();
+    let h = engine.history("stuck-retrying", None).await.unwrap();
+    assert_eq!(
+        signature_of(&h),
+        signature_of_reference("terminated-with-activity-retrying")
+    );
+    let out = engine.result("stuck-retrying", None).await.unwrap();
+    assert_eq!(
+        out,
+        WorkflowOutcome::Terminated {
+            reason: "lab: stop stuck retries".into()
+        }
+    );
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(
+        w.stats()
+            .results_rejected
+            .load(std::sync::atomic::Ordering::Relaxed),
+        1
+    );
+    assert_eq!(
+        engine.history("stuck-retrying", None).await.unwrap().len(),
+        h.len()
+    );
+}
+
+/// A bug in workflow code: one WorkflowTaskFailed (unhandled failure), then
+/// nothing while it keeps failing; the run stays Running.
+#[tokio::test(start_paused = true)]
+async fn f_workflow_task_failure_mid() {
+    let (engine, _dir) = virtual_engine();
+    let mut w = Worker::new(&engine, WorkerOptions::new(QUEUE, "lab-worker"));
+    w.register_workflow("BuggyWf", |_ctx: WfContext, _: ()| async move {
+        if true {
+            panic!("bug in workflow code (not a Temporal failure)");
+        }
+        Ok::<(), WorkflowError>(())
+    });
+    let _w = w.start();
+    start(&engine, "buggy", "BuggyWf").await;
+    tokio::time::sleep(Duration::from_secs(40)).await;
+    let h = engine.history("buggy", None).await.unwrap();
+    let reference = signature_of_reference("f-workflow-task-failure-mid");
+    // The failure type is the language's (RuntimeError in Python, Panic here): compare the rest.
+    let strip = |v: Vec<String>| -> Vec<String> {
+        v.into_iter()
+            .map(|l| {
+                l.split(" failure=").next().unwrap().to_string()
+                    + if l.contains(
+                        "cause=WORKFLOW_TASK_FAILED_CAUSE_WORKFLOW_WORKER_UNHANDLED_FAILURE",
+                    ) {
+                        " UNHANDLED"
+                    } else {
+                        ""
+                    }
+            })
+            .collect()
+    };
+    assert_eq!(strip(signature_of(&h)), strip(reference));
+    let d = engine.describe("buggy", None).await.unwrap();
+    assert_eq!(d.info.status, WorkflowExecutionStatus::Running);
+    let wt = d.pending_workflow_task.unwrap();
+    // attempts at 0 s, 0 s, 10 s, 20 s, 35 s (Temporal's observed cadence)
+    assert_eq!(wt.attempt, 6, "attempt after 40 s");
+}
+
+/// v1 ran an activity then waited for a signal; v2 starts with a timer. The
+/// signal triggers a workflow task that fails NON_DETERMINISTIC, naming the
+/// event (Temporal's sticky-queue events are not modelled and are ignored).
+#[tokio::test(start_paused = true)]
+async fn f2_nondeterminism_workflow_task_failed() {
+    let (engine, _dir) = virtual_engine();
+    let mut v1 = Worker::new(&engine, WorkerOptions::new(QUEUE, "lab-worker-v1"));
+    v1.register_workflow("NdWf", |ctx: WfContext, _: ()| async move {
+        let _: String = ctx
+            .activity(
+                "step",
+                &"a",
+                activity_options().start_to_close(Duration::from_secs(5)),
+            )
+            .await?;
+        let go = ctx.signal_channel::<String>("go");
+        let v = go.recv().await;
+        Ok::<_, WorkflowError>(v)
+    });
+    v1.register_activity("step", |_: ActivityContext, s: String| async move {
+        Ok::<_, ApplicationError>(s)
+    });
+    let v1 = v1.start();
+    start(&engine, "nd-wf", "NdWf").await;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    v1.kill();
+    let mut v2 = Worker::new(&engine, WorkerOptions::new(QUEUE, "lab-worker-v2"));
+    v2.register_workflow("NdWf", |ctx: WfContext, _: ()| async move {
+        ctx.sleep(Duration::from_secs(1)).await?;
+        Ok::<_, WorkflowError>("v2".to_string())
+    });
+    let _v2 = v2.start();
+    engine
+        .signal(
+            "nd-wf",
+            None,
+            "go",
+            Payload::from_value("x").unwrap(),
+            "cli",
+        )
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let h = engine.history("nd-wf", None).await.unwrap();
+    let ours: Vec<String> = signature_of(&h)
+        .into_iter()
+        .map(|l| l.split(" failure=").next().unwrap().to_string())
+        .collect();
+    let reference = signature_of_reference("f2-nondeterminism-workflow-task-failed");
+    // Drop the sticky-queue pair (WorkflowTaskScheduled on the sticky queue + its TimedOut).
+    let mut theirs: Vec<String> = Vec::new();
+    for l in reference {
+        if l.starts_with("WorkflowTaskTimedOut") {
+            theirs.pop();
+            continue;
+        }
+        theirs.push(l.split(" failure=").next().unwrap().to_string());
+    }
+    assert_eq!(ours, theirs);
+    let failed = h
+        .iter()
+        .find(|e| e.event_type() == EventType::WorkflowTaskFailed)
+        .unwrap();
+    let holdfast::engine::EventAttributes::WorkflowTaskFailed { failure, .. } = &failed.attributes
+    else {
+        unreachable!()
+    };
+    assert!(
+        failure
+            .message
+            .contains("[TMPRL1100] Nondeterminism error: history event 5 is ActivityTaskScheduled"),
+        "{}",
+        failure.message
+    );
+    assert!(
+        failure.message.contains("StartTimer"),
+        "{}",
+        failure.message
+    );
+}
