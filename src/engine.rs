@@ -24,7 +24,7 @@ mod workflow;
 pub use client::{
     BLOB_SIZE_LIMIT, ListFilter, ListPage, MAX_ID_LENGTH, PendingActivityInfo,
     PendingWorkflowTaskInfo, RunHandle, StartWorkflowOptions, WorkflowDescription,
-    WorkflowExecutionInfo, WorkflowOutcome,
+    WorkflowExecutionInfo, WorkflowIdConflictPolicy, WorkflowIdReusePolicy, WorkflowOutcome,
 };
 pub use clock::{Clock, VIRTUAL_EPOCH_MS};
 pub use core::{Engine, EngineConfig, InputValidator};

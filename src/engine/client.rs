@@ -20,6 +20,24 @@ pub const BLOB_SIZE_LIMIT: usize = 2 * 1024 * 1024;
 /// Temporal's limit on ids, names and identities.
 pub const MAX_ID_LENGTH: usize = 1000;
 
+/// What a start does when the id's last run is closed (Temporal's reuse policy).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum WorkflowIdReusePolicy {
+    #[default]
+    AllowDuplicate,
+    AllowDuplicateFailedOnly,
+    RejectDuplicate,
+}
+
+/// What a start does when the id has a running run (Temporal's conflict policy).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum WorkflowIdConflictPolicy {
+    #[default]
+    Fail,
+    UseExisting,
+    TerminateExisting,
+}
+
 /// What a start needs.
 #[derive(Clone, Debug)]
 pub struct StartWorkflowOptions {
@@ -29,6 +47,8 @@ pub struct StartWorkflowOptions {
     pub input: Payload,
     pub identity: String,
     pub workflow_task_timeout: Duration,
+    pub id_reuse_policy: WorkflowIdReusePolicy,
+    pub id_conflict_policy: WorkflowIdConflictPolicy,
 }
 
 impl StartWorkflowOptions {
@@ -45,6 +65,8 @@ impl StartWorkflowOptions {
             input,
             identity: "holdfast-client".into(),
             workflow_task_timeout: Duration::from_secs(10),
+            id_reuse_policy: WorkflowIdReusePolicy::default(),
+            id_conflict_policy: WorkflowIdConflictPolicy::default(),
         }
     }
 }
@@ -248,6 +270,63 @@ impl Engine {
                         })?
                     }
                 }
+            }
+        }
+        // Conflict policy: a running run with this id.
+        let running = {
+            let core = self.lock();
+            core.running_ids
+                .get(&opts.workflow_id)
+                .and_then(|seq| core.runs.get(seq))
+                .map(|r| r.run_id.clone())
+        };
+        if let Some(run_id) = running {
+            match opts.id_conflict_policy {
+                WorkflowIdConflictPolicy::Fail => {
+                    return Err(EngineError::AlreadyStarted {
+                        workflow_id: opts.workflow_id.clone(),
+                        run_id,
+                    });
+                }
+                WorkflowIdConflictPolicy::UseExisting => {
+                    return Ok(RunHandle {
+                        workflow_id: opts.workflow_id.clone(),
+                        run_id,
+                    });
+                }
+                WorkflowIdConflictPolicy::TerminateExisting => {
+                    self.terminate(
+                        &opts.workflow_id,
+                        Some(&run_id),
+                        "terminated by a new start (WorkflowIdConflictPolicy TerminateExisting)",
+                        &opts.identity,
+                    )
+                    .await?;
+                }
+            }
+        }
+        // Reuse policy: the id's last run is closed.
+        if opts.id_reuse_policy != WorkflowIdReusePolicy::AllowDuplicate
+            && let Some(prev) = self.inner.store.run_seq_of(&opts.workflow_id)?
+        {
+            let last = self.durable_run(prev).await?;
+            let refuse = match opts.id_reuse_policy {
+                WorkflowIdReusePolicy::RejectDuplicate if !last.is_running() => Some(format!(
+                    "Workflow execution already finished. WorkflowId: {}, RunId: {}. Workflow Id reuse policy: reject duplicate workflow Id.",
+                    opts.workflow_id, last.run_id
+                )),
+                WorkflowIdReusePolicy::AllowDuplicateFailedOnly
+                    if last.status == WorkflowExecutionStatus::Completed =>
+                {
+                    Some(format!(
+                        "Workflow execution already finished successfully. WorkflowId: {}, RunId: {}. Workflow Id reuse policy: allow duplicate workflow Id if last run failed.",
+                        opts.workflow_id, last.run_id
+                    ))
+                }
+                _ => None,
+            };
+            if let Some(message) = refuse {
+                return Err(EngineError::AlreadyFinished(message));
             }
         }
         let store = self.inner.store.clone();

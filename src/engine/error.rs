@@ -85,6 +85,8 @@ pub enum EngineError {
     RunNotFound { workflow_id: String, run_id: String },
     #[error("Workflow execution is already running. WorkflowId: {workflow_id}, RunId: {run_id}.")]
     AlreadyStarted { workflow_id: String, run_id: String },
+    #[error("{0}")]
+    AlreadyFinished(String),
     #[error("unknown workflow type {name:?}; known types: {}", known.join(", "))]
     UnknownWorkflowType { name: String, known: Vec<String> },
     #[error("input for workflow type {workflow_type:?} does not fit: {detail}")]

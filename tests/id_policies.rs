@@ -1,0 +1,123 @@
+//! Workflow-id policies with Temporal's defaults and wording: reuse
+//! (closed runs; default AllowDuplicate) and conflict (running run; default Fail).
+
+mod common;
+
+use std::time::Duration;
+
+use common::virtual_engine;
+use holdfast::engine::{
+    Engine, EngineError, Payload, StartWorkflowOptions, WfContext, Worker, WorkerOptions,
+    WorkflowError, WorkflowExecutionStatus, WorkflowIdConflictPolicy, WorkflowIdReusePolicy,
+    WorkflowOutcome,
+};
+
+fn opts(id: &str, secs: u64) -> StartWorkflowOptions {
+    StartWorkflowOptions::new(id, "Sleep", "q", Payload::from_value(&secs).unwrap())
+}
+
+fn worker(engine: &Engine) -> holdfast::engine::WorkerHandle {
+    let mut w = Worker::new(engine, WorkerOptions::new("q", "w"));
+    w.register_workflow("Sleep", |ctx: WfContext, secs: u64| async move {
+        ctx.sleep(Duration::from_secs(secs)).await?;
+        if secs == 13 {
+            return Err(WorkflowError::application("Unlucky", "thirteen"));
+        }
+        Ok::<_, WorkflowError>(secs)
+    });
+    w.start()
+}
+
+#[tokio::test(start_paused = true)]
+async fn reuse_policy_for_closed_runs() {
+    let (engine, _dir) = virtual_engine();
+    let _w = worker(&engine);
+    let first = engine.start_workflow(opts("dup", 1)).await.unwrap();
+    engine.result("dup", None).await.unwrap();
+    // Default AllowDuplicate: a new run with a new run id.
+    let second = engine.start_workflow(opts("dup", 1)).await.unwrap();
+    assert_ne!(first.run_id, second.run_id);
+    engine.result("dup", None).await.unwrap();
+
+    let mut reject = opts("dup", 1);
+    reject.id_reuse_policy = WorkflowIdReusePolicy::RejectDuplicate;
+    let err = engine.start_workflow(reject).await.unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        format!(
+            "Workflow execution already finished. WorkflowId: dup, RunId: {}. Workflow Id reuse policy: reject duplicate workflow Id.",
+            second.run_id
+        )
+    );
+    let mut failed_only = opts("dup", 1);
+    failed_only.id_reuse_policy = WorkflowIdReusePolicy::AllowDuplicateFailedOnly;
+    let err = engine
+        .start_workflow(failed_only.clone())
+        .await
+        .unwrap_err();
+    assert!(matches!(err, EngineError::AlreadyFinished(_)));
+    assert!(
+        err.to_string()
+            .starts_with("Workflow execution already finished successfully.")
+    );
+
+    // After a failed run, AllowDuplicateFailedOnly allows it.
+    engine.start_workflow(opts("unlucky", 13)).await.unwrap();
+    assert!(matches!(
+        engine.result("unlucky", None).await.unwrap(),
+        WorkflowOutcome::Failed(_)
+    ));
+    let mut again = opts("unlucky", 1);
+    again.id_reuse_policy = WorkflowIdReusePolicy::AllowDuplicateFailedOnly;
+    engine.start_workflow(again).await.unwrap();
+}
+
+#[tokio::test(start_paused = true)]
+async fn conflict_policy_for_running_runs() {
+    let (engine, _dir) = virtual_engine();
+    let _w = worker(&engine);
+    let first = engine.start_workflow(opts("busy", 60)).await.unwrap();
+    let err = engine.start_workflow(opts("busy", 60)).await.unwrap_err();
+    assert!(matches!(err, EngineError::AlreadyStarted { .. }));
+
+    let mut use_existing = opts("busy", 60);
+    use_existing.id_conflict_policy = WorkflowIdConflictPolicy::UseExisting;
+    let same = engine.start_workflow(use_existing).await.unwrap();
+    assert_eq!(same, first);
+
+    let mut terminate = opts("busy", 1);
+    terminate.id_conflict_policy = WorkflowIdConflictPolicy::TerminateExisting;
+    let fresh = engine.start_workflow(terminate).await.unwrap();
+    assert_ne!(fresh.run_id, first.run_id);
+    let old = engine.describe("busy", Some(&first.run_id)).await.unwrap();
+    assert_eq!(old.info.status, WorkflowExecutionStatus::Terminated);
+    assert_eq!(
+        engine.result("busy", None).await.unwrap(),
+        WorkflowOutcome::Completed(Payload::from_value(&1).unwrap())
+    );
+}
+
+/// A payload over the 2 MiB blob limit is refused before anything is written.
+#[tokio::test(start_paused = true)]
+async fn oversized_payloads_are_refused() {
+    let (engine, _dir) = virtual_engine();
+    let _w = worker(&engine);
+    let big = Payload::from_value(&"x".repeat(holdfast::engine::BLOB_SIZE_LIMIT + 1)).unwrap();
+    let err = engine
+        .start_workflow(StartWorkflowOptions::new("big", "Sleep", "q", big.clone()))
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("payload limit"), "{err}");
+    assert!(
+        engine.describe("big", None).await.is_err(),
+        "nothing was written"
+    );
+    engine.start_workflow(opts("small", 60)).await.unwrap();
+    let before = engine.history("small", None).await.unwrap().len();
+    let err = engine
+        .signal("small", None, "s", big, "cli")
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("payload limit"), "{err}");
+    assert_eq!(engine.history("small", None).await.unwrap().len(), before);
+}
