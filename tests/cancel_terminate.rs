@@ -259,3 +259,48 @@ async fn f2_nondeterminism_workflow_task_failed() {
         failure.message
     );
 }
+
+/// Execution timeout 3 s on a workflow sleeping 10 s: WorkflowExecutionTimedOut
+/// straight after TimerStarted (no workflow task), status TimedOut; the task
+/// timeout is clamped to the run timeout.
+#[tokio::test(start_paused = true)]
+async fn workflow_execution_timed_out() {
+    let (engine, _dir) = virtual_engine();
+    let mut w = Worker::new(&engine, WorkerOptions::new(QUEUE, "lab-worker"));
+    w.register_workflow("Slow", |ctx: WfContext, _: ()| async move {
+        ctx.sleep(Duration::from_secs(10)).await?;
+        Ok::<_, WorkflowError>(())
+    });
+    let _w = w.start();
+    let mut o = StartWorkflowOptions::new(
+        "times-out",
+        "Slow",
+        QUEUE,
+        Payload::from_value(&()).unwrap(),
+    );
+    o.execution_timeout = Some(Duration::from_secs(3));
+    let t0 = engine.now_ms();
+    engine.start_workflow(o).await.unwrap();
+    let out = engine.result("times-out", None).await.unwrap();
+    assert_eq!(out, WorkflowOutcome::TimedOut);
+    let h = engine.history("times-out", None).await.unwrap();
+    assert_eq!(
+        signature_of(&h),
+        signature_of_reference("workflow-execution-timed-out")
+    );
+    assert_eq!(h.last().unwrap().event_time_ms - t0, 3_000);
+    let holdfast::engine::EventAttributes::WorkflowExecutionStarted {
+        workflow_execution_timeout,
+        workflow_run_timeout,
+        workflow_task_timeout,
+        ..
+    } = &h[0].attributes
+    else {
+        unreachable!()
+    };
+    assert_eq!(*workflow_execution_timeout, Duration::from_secs(3));
+    assert_eq!(*workflow_run_timeout, Duration::from_secs(3));
+    assert_eq!(*workflow_task_timeout, Duration::from_secs(3));
+    let d = engine.describe("times-out", None).await.unwrap();
+    assert_eq!(d.info.status, WorkflowExecutionStatus::TimedOut);
+}

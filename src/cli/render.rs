@@ -81,7 +81,7 @@ pub fn results_block(info: &WorkflowExecutionInfo, outcome: &WorkflowOutcome) ->
         WorkflowOutcome::Failed(f) => {
             let _ = writeln!(out, "  Failure  {f}");
         }
-        WorkflowOutcome::Canceled => {}
+        WorkflowOutcome::Canceled | WorkflowOutcome::TimedOut => {}
         WorkflowOutcome::Terminated { reason } => {
             let _ = writeln!(out, "  Reason   {reason}");
         }

@@ -49,6 +49,10 @@ pub struct StartWorkflowOptions {
     pub workflow_task_timeout: Duration,
     pub id_reuse_policy: WorkflowIdReusePolicy,
     pub id_conflict_policy: WorkflowIdConflictPolicy,
+    /// Covers the whole execution; `None` for no limit.
+    pub execution_timeout: Option<Duration>,
+    /// Covers one run; defaults to the execution timeout.
+    pub run_timeout: Option<Duration>,
 }
 
 impl StartWorkflowOptions {
@@ -67,6 +71,8 @@ impl StartWorkflowOptions {
             workflow_task_timeout: Duration::from_secs(10),
             id_reuse_policy: WorkflowIdReusePolicy::default(),
             id_conflict_policy: WorkflowIdConflictPolicy::default(),
+            execution_timeout: None,
+            run_timeout: None,
         }
     }
 }
@@ -84,6 +90,7 @@ pub enum WorkflowOutcome {
     Completed(Payload),
     Failed(Failure),
     Canceled,
+    TimedOut,
     Terminated { reason: String },
 }
 
@@ -343,6 +350,17 @@ impl Engine {
                 });
             }
             let now = self.now_ms();
+            let execution_timeout = opts.execution_timeout.filter(|d| !d.is_zero());
+            let run_timeout = opts
+                .run_timeout
+                .filter(|d| !d.is_zero())
+                .or(execution_timeout)
+                .map(|r| execution_timeout.map_or(r, |e| r.min(e)));
+            // The task timeout is clamped to the run timeout, as Temporal does.
+            let task_timeout = run_timeout.map_or(opts.workflow_task_timeout, |r| {
+                opts.workflow_task_timeout.min(r)
+            });
+            let expiration_ms = run_timeout.map(|r| now + r.as_millis() as u64);
             let seq = store.next_run_seq()?;
             let run_id = make_run_id(now, seq);
             let mut run = RunState {
@@ -357,13 +375,14 @@ impl Engine {
                 next_event_id: 1,
                 history_size_bytes: 0,
                 state_transition_count: 0,
-                workflow_task_timeout: opts.workflow_task_timeout,
+                workflow_task_timeout: task_timeout,
                 workflow_task: None::<WorkflowTaskState>,
                 activities: Vec::new(),
                 buffered: Vec::new(),
                 close_event_id: None,
                 timers: Vec::new(),
                 cancel_requested: false,
+                expiration_ms,
             };
             let mut tr = Transition::default();
             run.append(
@@ -374,14 +393,23 @@ impl Engine {
                     workflow_type: opts.workflow_type.clone(),
                     task_queue: opts.task_queue.clone(),
                     input: opts.input.clone(),
-                    workflow_task_timeout: opts.workflow_task_timeout,
+                    workflow_task_timeout: task_timeout,
                     original_execution_run_id: run_id.clone(),
                     first_execution_run_id: run_id.clone(),
                     identity: opts.identity.clone(),
                     attempt: 1,
+                    workflow_execution_timeout: execution_timeout.unwrap_or_default(),
+                    workflow_run_timeout: run_timeout.unwrap_or_default(),
+                    workflow_execution_expiration_time_ms: expiration_ms,
                 },
             );
             run.schedule_workflow_task(&mut tr, now);
+            if let Some(at_ms) = expiration_ms {
+                tr.effects.push(super::state::Effect::Timer {
+                    at_ms,
+                    key: super::state::TimerKey::WorkflowExpiration { seq },
+                });
+            }
             let mut batch = WriteBatch::default();
             for e in &tr.events {
                 batch.put_event(seq, e)?;
@@ -578,6 +606,9 @@ impl Engine {
             }
             Some(EventAttributes::WorkflowExecutionFailed { failure, .. }) => {
                 Ok(WorkflowOutcome::Failed(failure.clone()))
+            }
+            Some(EventAttributes::WorkflowExecutionTimedOut { .. }) => {
+                Ok(WorkflowOutcome::TimedOut)
             }
             Some(EventAttributes::WorkflowExecutionCanceled { .. }) => {
                 Ok(WorkflowOutcome::Canceled)

@@ -195,6 +195,12 @@ impl Engine {
                     });
                 }
             }
+            if let Some(at_ms) = run.expiration_ms {
+                effects.push(Effect::Timer {
+                    at_ms,
+                    key: TimerKey::WorkflowExpiration { seq: run.seq },
+                });
+            }
             for t in &run.timers {
                 effects.push(Effect::Timer {
                     at_ms: t.fire_at_ms,
@@ -448,6 +454,13 @@ impl Engine {
                             "timer already fired or canceled".into(),
                         ))
                     }
+                })
+                .await
+            }
+            TimerKey::WorkflowExpiration { seq } => {
+                self.transact(seq, |run, tr, now| {
+                    run.time_out(tr, now);
+                    Ok(())
                 })
                 .await
             }

@@ -168,6 +168,10 @@ pub enum EventAttributes {
         first_execution_run_id: String,
         identity: String,
         attempt: u32,
+        /// Zero when unset.
+        workflow_execution_timeout: Duration,
+        workflow_run_timeout: Duration,
+        workflow_execution_expiration_time_ms: Option<u64>,
     },
     WorkflowTaskScheduled {
         task_queue: String,
@@ -272,6 +276,9 @@ pub enum EventAttributes {
     WorkflowExecutionCanceled {
         workflow_task_completed_event_id: u64,
     },
+    WorkflowExecutionTimedOut {
+        retry_state: RetryState,
+    },
 }
 
 /// Temporal's event types (the subset holdfast writes), named exactly as Temporal names them.
@@ -297,6 +304,7 @@ pub enum EventType {
     WorkflowExecutionSignaled,
     WorkflowExecutionCancelRequested,
     WorkflowExecutionCanceled,
+    WorkflowExecutionTimedOut,
 }
 
 impl EventType {
@@ -323,6 +331,7 @@ impl EventType {
             EventType::WorkflowExecutionSignaled => "WorkflowExecutionSignaled",
             EventType::WorkflowExecutionCancelRequested => "WorkflowExecutionCancelRequested",
             EventType::WorkflowExecutionCanceled => "WorkflowExecutionCanceled",
+            EventType::WorkflowExecutionTimedOut => "WorkflowExecutionTimedOut",
         }
     }
 
@@ -334,6 +343,7 @@ impl EventType {
                 | EventType::WorkflowExecutionFailed
                 | EventType::WorkflowExecutionTerminated
                 | EventType::WorkflowExecutionCanceled
+                | EventType::WorkflowExecutionTimedOut
         )
     }
 }
@@ -376,6 +386,9 @@ impl EventAttributes {
             }
             EventAttributes::WorkflowExecutionCanceled { .. } => {
                 EventType::WorkflowExecutionCanceled
+            }
+            EventAttributes::WorkflowExecutionTimedOut { .. } => {
+                EventType::WorkflowExecutionTimedOut
             }
         }
     }
@@ -470,6 +483,9 @@ impl EventAttributes {
                 format!("identity={identity}")
             }
             EventAttributes::WorkflowExecutionCanceled { .. } => String::new(),
+            EventAttributes::WorkflowExecutionTimedOut { retry_state } => {
+                retry_state.temporal_name().to_string()
+            }
         }
     }
 }

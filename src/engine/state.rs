@@ -245,6 +245,8 @@ pub struct RunState {
     pub timers: Vec<TimerState>,
     /// A cancel was requested (the workflow code decides what to do).
     pub cancel_requested: bool,
+    /// When the execution (or run) timeout expires, if one is set.
+    pub expiration_ms: Option<u64>,
 }
 
 /// A pending user timer: fires at an absolute time, so a crash neither loses nor shifts it.
@@ -288,6 +290,9 @@ pub enum TimerKey {
     UserTimer {
         seq: u64,
         started: u64,
+    },
+    WorkflowExpiration {
+        seq: u64,
     },
 }
 
@@ -1038,6 +1043,19 @@ impl RunState {
         );
     }
 
+    /// The execution or run timeout expired: closes the run at once; the
+    /// workflow code is not consulted.
+    pub fn time_out(&mut self, tr: &mut Transition, now: u64) {
+        let id = self.append(
+            tr,
+            now,
+            EventAttributes::WorkflowExecutionTimedOut {
+                retry_state: RetryState::Timeout,
+            },
+        );
+        self.close(tr, now, WorkflowExecutionStatus::TimedOut, id);
+    }
+
     /// Terminates the run: one event, nothing written for pending work.
     pub fn terminate(&mut self, tr: &mut Transition, now: u64, reason: &str, identity: &str) {
         let id = self.append(
@@ -1108,6 +1126,7 @@ mod tests {
             close_event_id: None,
             timers: Vec::new(),
             cancel_requested: false,
+            expiration_ms: None,
         };
         let mut tr = Transition::default();
         run.append(
@@ -1123,6 +1142,9 @@ mod tests {
                 first_execution_run_id: "run".into(),
                 identity: "test".into(),
                 attempt: 1,
+                workflow_execution_timeout: Duration::ZERO,
+                workflow_run_timeout: Duration::ZERO,
+                workflow_execution_expiration_time_ms: None,
             },
         );
         run.schedule_workflow_task(&mut tr, 0);
