@@ -129,6 +129,9 @@ pub struct PendingActivityInfo {
     pub retry_policy: super::retry::RetryPolicy,
     pub start_to_close_timeout: Duration,
     pub schedule_to_close_timeout: Duration,
+    pub heartbeat_timeout: Duration,
+    pub heartbeat_details: Option<Payload>,
+    pub last_heartbeat_time_ms: Option<u64>,
 }
 
 /// `pendingWorkflowTask`.
@@ -513,6 +516,9 @@ impl Engine {
                 retry_policy: a.retry_policy.clone(),
                 start_to_close_timeout: a.timeouts.start_to_close,
                 schedule_to_close_timeout: a.timeouts.schedule_to_close,
+                heartbeat_timeout: a.timeouts.heartbeat,
+                heartbeat_details: a.heartbeat_details.clone(),
+                last_heartbeat_time_ms: a.last_heartbeat_time_ms,
             })
             .collect();
         let pending_workflow_task = run.workflow_task.as_ref().map(|w| PendingWorkflowTaskInfo {

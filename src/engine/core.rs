@@ -221,6 +221,17 @@ impl Engine {
                 match a.state {
                     PendingActivityState::Started => {
                         let started = a.last_started_time_ms.unwrap_or(now);
+                        if !a.timeouts.heartbeat.is_zero() {
+                            let last = a.last_heartbeat_time_ms.unwrap_or(started);
+                            effects.push(Effect::Timer {
+                                at_ms: last + a.timeouts.heartbeat.as_millis() as u64,
+                                key: TimerKey::ActivityHeartbeat {
+                                    seq,
+                                    scheduled,
+                                    attempt,
+                                },
+                            });
+                        }
                         effects.push(Effect::Timer {
                             at_ms: started + a.timeouts.start_to_close.as_millis() as u64,
                             key: TimerKey::ActivityStartToClose {
@@ -422,6 +433,45 @@ impl Engine {
                     Some((attempt, PendingActivityState::Scheduled)),
                     TimeoutType::ScheduleToStart,
                 )
+                .await
+            }
+            TimerKey::ActivityHeartbeat {
+                seq,
+                scheduled,
+                attempt,
+            } => {
+                self.transact(seq, |run, tr, now| {
+                    let idx = run
+                        .activity_index(scheduled)
+                        .filter(|&i| {
+                            run.activities[i].attempt == attempt
+                                && run.activities[i].state == PendingActivityState::Started
+                        })
+                        .ok_or_else(|| EngineError::TaskNotFound("attempt already over".into()))?;
+                    match run.heartbeat_deadline(idx) {
+                        Some(deadline) if deadline > now => {
+                            tr.effects.push(Effect::Timer {
+                                at_ms: deadline,
+                                key: TimerKey::ActivityHeartbeat {
+                                    seq,
+                                    scheduled,
+                                    attempt,
+                                },
+                            });
+                        }
+                        _ => {
+                            let details = run.activities[idx].heartbeat_details.clone();
+                            run.fail_activity_attempt(
+                                tr,
+                                now,
+                                idx,
+                                Failure::heartbeat_timeout(details),
+                                None,
+                            );
+                        }
+                    }
+                    Ok(())
+                })
                 .await
             }
             TimerKey::ActivityScheduleToClose { seq, scheduled } => {

@@ -79,6 +79,17 @@ impl Failure {
         }
     }
 
+    /// A heartbeat timeout carrying the last details the activity reported.
+    pub fn heartbeat_timeout(last_heartbeat_details: Option<Payload>) -> Self {
+        Failure {
+            info: FailureInfo::Timeout {
+                timeout_type: TimeoutType::Heartbeat,
+                last_heartbeat_details,
+            },
+            ..Failure::activity_timeout(TimeoutType::Heartbeat)
+        }
+    }
+
     /// With details attached (application failures only; others are returned unchanged).
     pub fn with_details(mut self, details: Payload) -> Self {
         if let FailureInfo::Application { details: d, .. } = &mut self.info {

@@ -219,6 +219,9 @@ pub struct ActivityState {
     pub current_retry_interval: Option<Duration>,
     pub last_attempt_complete_time_ms: Option<u64>,
     pub next_attempt_schedule_time_ms: Option<u64>,
+    /// The last details the activity reported; survive into the next attempt.
+    pub heartbeat_details: Option<Payload>,
+    pub last_heartbeat_time_ms: Option<u64>,
 }
 
 /// The mutable state of one run, stored beside its history.
@@ -278,6 +281,11 @@ pub enum TimerKey {
     ActivityScheduleToClose {
         seq: u64,
         scheduled: u64,
+    },
+    ActivityHeartbeat {
+        seq: u64,
+        scheduled: u64,
+        attempt: u32,
     },
     WorkflowTaskTimeout {
         seq: u64,
@@ -626,6 +634,8 @@ impl RunState {
                         current_retry_interval: None,
                         last_attempt_complete_time_ms: None,
                         next_attempt_schedule_time_ms: None,
+                        heartbeat_details: None,
+                        last_heartbeat_time_ms: None,
                     };
                     self.enqueue_activity(tr, &act, now);
                     self.activities.push(act);
@@ -850,20 +860,41 @@ impl RunState {
     }
 
     /// A worker picked up an activity attempt.
-    pub fn start_activity(&mut self, idx: usize, identity: &str, now: u64) -> Effect {
+    pub fn start_activity(&mut self, idx: usize, identity: &str, now: u64) -> Vec<Effect> {
         let seq = self.seq;
         let a = &mut self.activities[idx];
         a.state = PendingActivityState::Started;
         a.last_started_time_ms = Some(now);
+        a.last_heartbeat_time_ms = None;
         a.last_worker_identity = identity.to_string();
-        Effect::Timer {
+        let (scheduled, attempt) = (a.scheduled_event_id, a.attempt);
+        let mut effects = vec![Effect::Timer {
             at_ms: now + a.timeouts.start_to_close.as_millis() as u64,
             key: TimerKey::ActivityStartToClose {
                 seq,
-                scheduled: a.scheduled_event_id,
-                attempt: a.attempt,
+                scheduled,
+                attempt,
             },
+        }];
+        if !a.timeouts.heartbeat.is_zero() {
+            effects.push(Effect::Timer {
+                at_ms: now + a.timeouts.heartbeat.as_millis() as u64,
+                key: TimerKey::ActivityHeartbeat {
+                    seq,
+                    scheduled,
+                    attempt,
+                },
+            });
         }
+        effects
+    }
+
+    /// The heartbeat deadline of the running attempt: `Ok(None)` if it has
+    /// passed, `Ok(Some(t))` if a later heartbeat moved it to `t`.
+    pub fn heartbeat_deadline(&self, idx: usize) -> Option<u64> {
+        let a = &self.activities[idx];
+        let last = a.last_heartbeat_time_ms.or(a.last_started_time_ms)?;
+        Some(last + a.timeouts.heartbeat.as_millis() as u64)
     }
 
     /// The running attempt returned a result: Started + Completed are written together.

@@ -65,6 +65,8 @@ pub struct ActivityTask {
     pub started_time_ms: u64,
     pub start_to_close_timeout: Duration,
     pub heartbeat_timeout: Duration,
+    /// Details the previous attempt reported by heartbeat, if any.
+    pub heartbeat_details: Option<Payload>,
 }
 
 /// A query for a worker to answer from the run's state.
@@ -323,7 +325,7 @@ impl Engine {
             if a.attempt != attempt || a.state != PendingActivityState::Scheduled {
                 continue;
             }
-            let timer = run.start_activity(idx, identity, now);
+            let timers = run.start_activity(idx, identity, now);
             let a = &run.activities[idx];
             let task = ActivityTask {
                 token: ActivityTaskToken {
@@ -342,12 +344,15 @@ impl Engine {
                 started_time_ms: now,
                 start_to_close_timeout: a.timeouts.start_to_close,
                 heartbeat_timeout: a.timeouts.heartbeat,
+                heartbeat_details: a.heartbeat_details.clone(),
             };
             // Record the start (attempt, worker, time) for describe and for
             // recovery; dispatch need not wait for it to be durable: if it is
             // lost, the attempt simply runs again.
             self.commit_run(run, &Transition::default())?;
-            apply_effect(&mut core, timer, &self.inner.timer_wake);
+            for timer in timers {
+                apply_effect(&mut core, timer, &self.inner.timer_wake);
+            }
             return Ok(Some(task));
         }
         Ok(None)
@@ -370,6 +375,27 @@ impl Engine {
                 token.attempt, run.workflow_id
             ))),
         }
+    }
+
+    /// Records a heartbeat of the running attempt: its details survive into
+    /// the next attempt, and it pushes the heartbeat deadline back. Like the
+    /// attempt's start it is committed without waiting for the flush.
+    pub fn record_activity_heartbeat(
+        &self,
+        token: &ActivityTaskToken,
+        details: Payload,
+    ) -> Result<(), EngineError> {
+        let now = self.now_ms();
+        let mut core = self.lock();
+        let run = core.runs.get_mut(&token.seq).ok_or_else(|| {
+            EngineError::TaskNotFound("the activity's workflow is no longer running".into())
+        })?;
+        let idx = Self::activity_attempt_index(run, token)?;
+        let a = &mut run.activities[idx];
+        a.heartbeat_details = Some(details);
+        a.last_heartbeat_time_ms = Some(now);
+        self.commit_run(run, &Transition::default())?;
+        Ok(())
     }
 
     /// Records an activity attempt's result.

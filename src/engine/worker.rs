@@ -87,11 +87,32 @@ pub struct ActivityContext {
     pub attempt: u32,
     pub worker_identity: String,
     clock: Clock,
+    engine: Engine,
+    token: super::tasks::ActivityTaskToken,
+    heartbeat_details: Option<Payload>,
 }
 
 impl ActivityContext {
     pub fn clock(&self) -> &Clock {
         &self.clock
+    }
+
+    /// Reports progress. The details survive into the next attempt and each
+    /// heartbeat pushes the heartbeat deadline back. Returns an error once this
+    /// attempt is no longer current (timed out, run closed).
+    pub fn heartbeat(&self, details: &impl Serialize) -> Result<(), ApplicationError> {
+        let p = Payload::from_value(details)
+            .map_err(|e| ApplicationError::non_retryable("SerializationError", e.to_string()))?;
+        self.engine
+            .record_activity_heartbeat(&self.token, p)
+            .map_err(|e| ApplicationError::retryable("HeartbeatRejected", e.to_string()))
+    }
+
+    /// The details the previous attempt reported by heartbeat, if any.
+    pub fn heartbeat_details<T: DeserializeOwned>(&self) -> Option<T> {
+        self.heartbeat_details
+            .as_ref()
+            .and_then(|p| p.to_value().ok())
     }
 
     /// Sleeps on the engine's clock (virtual in tests).
@@ -605,6 +626,9 @@ impl WorkerShared {
                     attempt: task.attempt,
                     worker_identity: identity.clone(),
                     clock: self.engine.clock().clone(),
+                    engine: self.engine.clone(),
+                    token: task.token.clone(),
+                    heartbeat_details: task.heartbeat_details.clone(),
                 };
                 match AssertUnwindSafe(f(ctx, task.input.clone()))
                     .catch_unwind()
