@@ -27,7 +27,7 @@ pub use client::{
     WorkflowExecutionInfo, WorkflowIdConflictPolicy, WorkflowIdReusePolicy, WorkflowOutcome,
 };
 pub use clock::{Clock, VIRTUAL_EPOCH_MS};
-pub use core::{Engine, EngineConfig, InputValidator};
+pub use core::{Engine, EngineConfig, HistoryLimits, InputValidator};
 pub use error::{EngineError, StoreError};
 pub use failure::{Failure, FailureInfo};
 pub use feed::Change;

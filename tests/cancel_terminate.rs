@@ -304,3 +304,47 @@ async fn workflow_execution_timed_out() {
     let d = engine.describe("times-out", None).await.unwrap();
     assert_eq!(d.info.status, WorkflowExecutionStatus::TimedOut);
 }
+
+/// Past the history count limit the run is terminated with Temporal's reason
+/// (limits lowered here from 10,240 / 51,200 events).
+#[tokio::test(start_paused = true)]
+async fn history_count_limit_terminates_the_run() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut cfg = holdfast::engine::EngineConfig::new(dir.path().join("data"))
+        .clock(holdfast::engine::Clock::virtual_time());
+    cfg.history_limits = holdfast::engine::HistoryLimits {
+        count_warn: 20,
+        count_error: 40,
+        ..Default::default()
+    };
+    let engine = Engine::open(cfg).unwrap();
+    let mut w = Worker::new(&engine, WorkerOptions::new(QUEUE, "w"));
+    w.register_workflow("Forever", |ctx: WfContext, _: ()| async move {
+        loop {
+            ctx.sleep(Duration::from_secs(1)).await?;
+            if ctx.is_cancel_requested() {
+                return Ok::<(), WorkflowError>(());
+            }
+        }
+    });
+    let _w = w.start();
+    start(&engine, "forever", "Forever").await;
+    let out = engine.result("forever", None).await.unwrap();
+    assert_eq!(
+        out,
+        WorkflowOutcome::Terminated {
+            reason: "Workflow history count exceeds limit.".into()
+        }
+    );
+    let h = engine.history("forever", None).await.unwrap();
+    // one transition past the limit (up to 3 events here), then the termination
+    assert!(
+        (41..=44).contains(&h.len()),
+        "terminated right past the limit, had {}",
+        h.len()
+    );
+    assert_eq!(
+        h.last().unwrap().event_type(),
+        EventType::WorkflowExecutionTerminated
+    );
+}

@@ -17,11 +17,33 @@ use super::history::{Payload, TimeoutType};
 use super::state::{Effect, PendingActivityState, RunState, TimerKey, Transition};
 use super::store::{Store, WriteBatch};
 
+/// Temporal's history limits: past `warn` a warning is logged; past
+/// `error` the run is terminated.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct HistoryLimits {
+    pub count_warn: u64,
+    pub count_error: u64,
+    pub size_warn_bytes: u64,
+    pub size_error_bytes: u64,
+}
+
+impl Default for HistoryLimits {
+    fn default() -> Self {
+        HistoryLimits {
+            count_warn: 10_240,
+            count_error: 51_200,
+            size_warn_bytes: 10 * 1024 * 1024,
+            size_error_bytes: 50 * 1024 * 1024,
+        }
+    }
+}
+
 /// How the engine is opened.
 #[derive(Clone, Debug)]
 pub struct EngineConfig {
     pub data_dir: PathBuf,
     pub clock: Clock,
+    pub history_limits: HistoryLimits,
 }
 
 impl EngineConfig {
@@ -29,6 +51,7 @@ impl EngineConfig {
         EngineConfig {
             data_dir: data_dir.into(),
             clock: Clock::system(),
+            history_limits: HistoryLimits::default(),
         }
     }
 
@@ -78,6 +101,7 @@ pub(crate) struct Inner {
     pub(crate) catalog: RwLock<BTreeMap<String, InputValidator>>,
     pub(crate) next_request: AtomicU64,
     pub(crate) transitions: AtomicU64,
+    pub(crate) limits: HistoryLimits,
 }
 
 /// The durable-execution engine. Cheap to clone; all clones share one store.
@@ -118,6 +142,7 @@ impl Engine {
             catalog: RwLock::new(BTreeMap::new()),
             next_request: AtomicU64::new(1),
             transitions: AtomicU64::new(0),
+            limits: config.history_limits,
         });
         let engine = Engine { inner };
         engine.recover()?;
@@ -283,6 +308,7 @@ impl Engine {
             let mut tr = Transition::default();
             let now = self.now_ms();
             let r = f(&mut run, &mut tr, now)?;
+            self.enforce_history_limits(&mut run, &mut tr, now);
             let ticket = self.commit_run(&mut run, &tr)?;
             let change = Change {
                 workflow_id: run.workflow_id.clone(),
@@ -302,6 +328,38 @@ impl Engine {
         };
         self.finish(ticket, effects, Some(change)).await?;
         Ok(r)
+    }
+
+    /// Warns past the warn limits and terminates past the error limits, with
+    /// Temporal's reasons.
+    fn enforce_history_limits(&self, run: &mut RunState, tr: &mut Transition, now: u64) {
+        if !run.is_running() || tr.events.is_empty() {
+            return;
+        }
+        let l = self.inner.limits;
+        let (count, size) = (run.history_length(), run.history_size_bytes);
+        let before = count - tr.events.len() as u64;
+        if count > l.count_error {
+            run.terminate(
+                tr,
+                now,
+                "Workflow history count exceeds limit.",
+                "history-service",
+            );
+        } else if size > l.size_error_bytes {
+            run.terminate(
+                tr,
+                now,
+                "Workflow history size exceeds limit.",
+                "history-service",
+            );
+        } else if before <= l.count_warn && count > l.count_warn {
+            tracing::warn!(workflow_id = %run.workflow_id, count, "history event count passed the warn limit ({}); the run is terminated past {}", l.count_warn, l.count_error);
+        } else if size > l.size_warn_bytes
+            && size - tr.events.len() as u64 * 64 <= l.size_warn_bytes
+        {
+            tracing::warn!(workflow_id = %run.workflow_id, size, "history size passed the warn limit ({} bytes)", l.size_warn_bytes);
+        }
     }
 
     /// Writes a run's new events and state in one atomic batch.
