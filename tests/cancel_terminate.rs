@@ -348,3 +348,76 @@ async fn history_count_limit_terminates_the_run() {
         EventType::WorkflowExecutionTerminated
     );
 }
+
+/// Continue-as-new: run 1 closes with WorkflowExecutionContinuedAsNew (as
+/// `continue-as-new-run1`), the next run links back to it and to the first
+/// run, chained runs start ≥ 1 s apart, and `result` follows the chain to
+/// the final run (as `continue-as-new-run3-final`).
+#[tokio::test(start_paused = true)]
+async fn continue_as_new_chain() {
+    let (engine, _dir) = virtual_engine();
+    let mut w = Worker::new(&engine, WorkerOptions::new(QUEUE, "lab-worker"));
+    w.register_workflow("ContinueAsNewWf", |ctx: WfContext, n: u32| async move {
+        if n < 2 {
+            return Err(ctx.continue_as_new(&(n + 1)));
+        }
+        Ok::<_, WorkflowError>(format!("final run n={n}"))
+    });
+    let _w = w.start();
+    let first = engine
+        .start_workflow(StartWorkflowOptions::new(
+            "can-wf",
+            "ContinueAsNewWf",
+            QUEUE,
+            Payload::from_value(&0).unwrap(),
+        ))
+        .await
+        .unwrap();
+    let out = engine.result("can-wf", Some(&first.run_id)).await.unwrap();
+    assert_eq!(
+        out,
+        WorkflowOutcome::Completed(Payload::from_value("final run n=2").unwrap())
+    );
+    let run1 = engine.history("can-wf", Some(&first.run_id)).await.unwrap();
+    assert_eq!(
+        signature_of(&run1),
+        signature_of_reference("continue-as-new-run1")
+    );
+    let last = engine.history("can-wf", None).await.unwrap();
+    assert_eq!(
+        signature_of(&last),
+        signature_of_reference("continue-as-new-run3-final")
+    );
+    let holdfast::engine::EventAttributes::WorkflowExecutionStarted {
+        first_execution_run_id,
+        continued_execution_run_id,
+        input,
+        ..
+    } = &last[0].attributes
+    else {
+        unreachable!()
+    };
+    assert_eq!(first_execution_run_id, &first.run_id);
+    assert!(continued_execution_run_id.is_some());
+    assert_eq!(input.as_json(), "2");
+    let runs = engine.list(&Default::default(), 10, None).await.unwrap();
+    let statuses: Vec<_> = runs.executions.iter().map(|e| e.status).collect();
+    assert_eq!(
+        statuses,
+        [
+            WorkflowExecutionStatus::Completed,
+            WorkflowExecutionStatus::ContinuedAsNew,
+            WorkflowExecutionStatus::ContinuedAsNew
+        ]
+    );
+    // Each run's first workflow task starts at least 1 s after the previous one's.
+    let mut task_starts = Vec::new();
+    for e in runs.executions.iter().rev() {
+        let h = engine.history("can-wf", Some(&e.run_id)).await.unwrap();
+        task_starts.push(h[2].event_time_ms);
+    }
+    assert!(
+        task_starts.windows(2).all(|w| w[1] - w[0] >= 1_000),
+        "{task_starts:?}"
+    );
+}

@@ -168,6 +168,99 @@ pub struct ListPage {
     pub next_page_token: Option<u64>,
 }
 
+/// How a new run begins (a start, or a continue-as-new).
+pub(crate) struct NewRun {
+    pub workflow_id: String,
+    pub workflow_type: String,
+    pub task_queue: String,
+    pub input: Payload,
+    pub identity: String,
+    pub task_timeout: Duration,
+    pub execution_timeout: Option<Duration>,
+    pub run_timeout: Option<Duration>,
+    pub continued_execution_run_id: Option<String>,
+    pub first_execution_run_id: Option<String>,
+    pub first_workflow_task_backoff: Duration,
+}
+
+/// A new run's state and first events (WorkflowExecutionStarted and the
+/// first WorkflowTaskScheduled); nothing is written here.
+pub(crate) fn build_run(seq: u64, now: u64, spec: NewRun) -> (RunState, Transition) {
+    let execution_timeout = spec.execution_timeout.filter(|d| !d.is_zero());
+    let run_timeout = spec
+        .run_timeout
+        .filter(|d| !d.is_zero())
+        .or(execution_timeout)
+        .map(|r| execution_timeout.map_or(r, |e| r.min(e)));
+    // The task timeout is clamped to the run timeout, as Temporal does.
+    let task_timeout = run_timeout.map_or(spec.task_timeout, |r| spec.task_timeout.min(r));
+    let expiration_ms = run_timeout.map(|r| now + r.as_millis() as u64);
+    let run_id = make_run_id(now, seq);
+    let mut run = RunState {
+        seq,
+        workflow_id: spec.workflow_id.clone(),
+        run_id: run_id.clone(),
+        workflow_type: spec.workflow_type.clone(),
+        task_queue: spec.task_queue.clone(),
+        status: WorkflowExecutionStatus::Running,
+        start_time_ms: now,
+        close_time_ms: None,
+        next_event_id: 1,
+        history_size_bytes: 0,
+        state_transition_count: 0,
+        workflow_task_timeout: task_timeout,
+        workflow_task: None::<WorkflowTaskState>,
+        activities: Vec::new(),
+        buffered: Vec::new(),
+        close_event_id: None,
+        timers: Vec::new(),
+        cancel_requested: false,
+        expiration_ms,
+    };
+    let mut tr = Transition::default();
+    run.append(
+        &mut tr,
+        now,
+        EventAttributes::WorkflowExecutionStarted {
+            workflow_id: spec.workflow_id,
+            workflow_type: spec.workflow_type,
+            task_queue: spec.task_queue,
+            input: spec.input,
+            workflow_task_timeout: task_timeout,
+            original_execution_run_id: run_id.clone(),
+            first_execution_run_id: spec.first_execution_run_id.unwrap_or(run_id),
+            identity: spec.identity,
+            attempt: 1,
+            workflow_execution_timeout: execution_timeout.unwrap_or_default(),
+            workflow_run_timeout: run_timeout.unwrap_or_default(),
+            workflow_execution_expiration_time_ms: expiration_ms,
+            continued_execution_run_id: spec.continued_execution_run_id,
+            first_workflow_task_backoff: spec.first_workflow_task_backoff,
+        },
+    );
+    run.schedule_workflow_task(&mut tr, now);
+    let backoff_ms = spec.first_workflow_task_backoff.as_millis() as u64;
+    if backoff_ms > 0 {
+        // The first task waits out the backoff instead of being dispatched now.
+        tr.effects
+            .retain(|e| !matches!(e, super::state::Effect::EnqueueWorkflowTask { .. }));
+        if let Some(w) = run.workflow_task.as_mut() {
+            w.not_before_ms = now + backoff_ms;
+        }
+        tr.effects.push(super::state::Effect::Timer {
+            at_ms: now + backoff_ms,
+            key: super::state::TimerKey::WorkflowTaskRetry { seq, attempt: 1 },
+        });
+    }
+    if let Some(at_ms) = expiration_ms {
+        tr.effects.push(super::state::Effect::Timer {
+            at_ms,
+            key: super::state::TimerKey::WorkflowExpiration { seq },
+        });
+    }
+    (run, tr)
+}
+
 /// A run id shaped like Temporal's (a UUID), carrying the store's sequence number.
 pub(crate) fn make_run_id(now_ms: u64, seq: u64) -> String {
     format!(
@@ -353,66 +446,25 @@ impl Engine {
                 });
             }
             let now = self.now_ms();
-            let execution_timeout = opts.execution_timeout.filter(|d| !d.is_zero());
-            let run_timeout = opts
-                .run_timeout
-                .filter(|d| !d.is_zero())
-                .or(execution_timeout)
-                .map(|r| execution_timeout.map_or(r, |e| r.min(e)));
-            // The task timeout is clamped to the run timeout, as Temporal does.
-            let task_timeout = run_timeout.map_or(opts.workflow_task_timeout, |r| {
-                opts.workflow_task_timeout.min(r)
-            });
-            let expiration_ms = run_timeout.map(|r| now + r.as_millis() as u64);
             let seq = store.next_run_seq()?;
-            let run_id = make_run_id(now, seq);
-            let mut run = RunState {
+            let (mut run, tr) = build_run(
                 seq,
-                workflow_id: opts.workflow_id.clone(),
-                run_id: run_id.clone(),
-                workflow_type: opts.workflow_type.clone(),
-                task_queue: opts.task_queue.clone(),
-                status: WorkflowExecutionStatus::Running,
-                start_time_ms: now,
-                close_time_ms: None,
-                next_event_id: 1,
-                history_size_bytes: 0,
-                state_transition_count: 0,
-                workflow_task_timeout: task_timeout,
-                workflow_task: None::<WorkflowTaskState>,
-                activities: Vec::new(),
-                buffered: Vec::new(),
-                close_event_id: None,
-                timers: Vec::new(),
-                cancel_requested: false,
-                expiration_ms,
-            };
-            let mut tr = Transition::default();
-            run.append(
-                &mut tr,
                 now,
-                EventAttributes::WorkflowExecutionStarted {
+                NewRun {
                     workflow_id: opts.workflow_id.clone(),
                     workflow_type: opts.workflow_type.clone(),
                     task_queue: opts.task_queue.clone(),
                     input: opts.input.clone(),
-                    workflow_task_timeout: task_timeout,
-                    original_execution_run_id: run_id.clone(),
-                    first_execution_run_id: run_id.clone(),
                     identity: opts.identity.clone(),
-                    attempt: 1,
-                    workflow_execution_timeout: execution_timeout.unwrap_or_default(),
-                    workflow_run_timeout: run_timeout.unwrap_or_default(),
-                    workflow_execution_expiration_time_ms: expiration_ms,
+                    task_timeout: opts.workflow_task_timeout,
+                    execution_timeout: opts.execution_timeout,
+                    run_timeout: opts.run_timeout,
+                    continued_execution_run_id: None,
+                    first_execution_run_id: None,
+                    first_workflow_task_backoff: Duration::ZERO,
                 },
             );
-            run.schedule_workflow_task(&mut tr, now);
-            if let Some(at_ms) = expiration_ms {
-                tr.effects.push(super::state::Effect::Timer {
-                    at_ms,
-                    key: super::state::TimerKey::WorkflowExpiration { seq },
-                });
-            }
+            let run_id = run.run_id.clone();
             let mut batch = WriteBatch::default();
             for e in &tr.events {
                 batch.put_event(seq, e)?;
@@ -612,6 +664,13 @@ impl Engine {
             }
             Some(EventAttributes::WorkflowExecutionFailed { failure, .. }) => {
                 Ok(WorkflowOutcome::Failed(failure.clone()))
+            }
+            Some(EventAttributes::WorkflowExecutionContinuedAsNew {
+                new_execution_run_id,
+                ..
+            }) => {
+                // Like Temporal's clients, follow the chain to its last run.
+                Box::pin(self.result(workflow_id, Some(new_execution_run_id))).await
             }
             Some(EventAttributes::WorkflowExecutionTimedOut { .. }) => {
                 Ok(WorkflowOutcome::TimedOut)

@@ -13,7 +13,7 @@ use super::clock::Clock;
 use super::error::{EngineError, StoreError};
 use super::failure::Failure;
 use super::feed::Change;
-use super::history::{Payload, TimeoutType};
+use super::history::{HistoryEvent, Payload, TimeoutType};
 use super::state::{Effect, PendingActivityState, RunState, TimerKey, Transition};
 use super::store::{Store, WriteBatch};
 
@@ -309,7 +309,17 @@ impl Engine {
             let now = self.now_ms();
             let r = f(&mut run, &mut tr, now)?;
             self.enforce_history_limits(&mut run, &mut tr, now);
-            let ticket = self.commit_run(&mut run, &tr)?;
+            let mut next = match tr.continue_as_new.take() {
+                Some(input) => Some(self.continued_run(&run, &mut tr, now, input)?),
+                None => None,
+            };
+            let mut batch = WriteBatch::default();
+            self.batch_run(&mut batch, &mut run, &tr)?;
+            if let Some((new_run, new_tr)) = next.as_mut() {
+                self.batch_run(&mut batch, new_run, new_tr)?;
+                batch.put_workflow_index(&new_run.workflow_id, new_run.seq);
+            }
+            let ticket = self.inner.store.commit(batch)?;
             let change = Change {
                 workflow_id: run.workflow_id.clone(),
                 run_id: run.run_id.clone(),
@@ -324,9 +334,27 @@ impl Engine {
                 }
                 core.runs.remove(&seq);
             }
-            (r, ticket, tr.effects, change)
+            let mut effects = tr.effects;
+            let mut new_change = None;
+            if let Some((new_run, new_tr)) = next {
+                effects.extend(new_tr.effects);
+                new_change = Some(Change {
+                    workflow_id: new_run.workflow_id.clone(),
+                    run_id: new_run.run_id.clone(),
+                    status: new_run.status,
+                    new_events: new_tr.events.len() as u64,
+                });
+                core.running_ids
+                    .insert(new_run.workflow_id.clone(), new_run.seq);
+                core.runs.insert(new_run.seq, new_run);
+            }
+            (r, ticket, effects, (change, new_change))
         };
+        let (change, new_change) = change;
         self.finish(ticket, effects, Some(change)).await?;
+        if let Some(c) = new_change {
+            let _ = self.inner.feed.send(c);
+        }
         Ok(r)
     }
 
@@ -369,13 +397,79 @@ impl Engine {
         tr: &Transition,
     ) -> Result<u64, StoreError> {
         let mut batch = WriteBatch::default();
+        self.batch_run(&mut batch, run, tr)?;
+        self.inner.store.commit(batch)
+    }
+
+    /// Adds a run's new events and state to a batch.
+    fn batch_run(
+        &self,
+        batch: &mut WriteBatch,
+        run: &mut RunState,
+        tr: &Transition,
+    ) -> Result<(), StoreError> {
         for e in &tr.events {
             batch.put_event(run.seq, e)?;
         }
         run.state_transition_count += 1;
         batch.put_run(run.seq, run)?;
         self.inner.transitions.fetch_add(1, Ordering::Relaxed);
-        self.inner.store.commit(batch)
+        Ok(())
+    }
+
+    /// The run that continues `run` as new, started in the same commit.
+    /// Chained runs start at least 1 s apart (Temporal's
+    /// `workflowIdReuseMinimalInterval`), as a first-workflow-task backoff.
+    fn continued_run(
+        &self,
+        run: &RunState,
+        tr: &mut Transition,
+        now: u64,
+        input: Payload,
+    ) -> Result<(RunState, Transition), StoreError> {
+        let (first_run, prev_backoff) = match self.inner.store.history_from(run.seq, 1)?.first() {
+            Some(HistoryEvent {
+                attributes:
+                    super::history::EventAttributes::WorkflowExecutionStarted {
+                        first_execution_run_id,
+                        first_workflow_task_backoff,
+                        ..
+                    },
+                ..
+            }) => (first_execution_run_id.clone(), *first_workflow_task_backoff),
+            _ => (run.run_id.clone(), std::time::Duration::ZERO),
+        };
+        let seq = self.inner.store.next_run_seq()?;
+        // The previous run's execution began after its own backoff.
+        let prev_execution = run.start_time_ms + prev_backoff.as_millis() as u64;
+        let backoff_ms = (prev_execution + 1000).saturating_sub(now);
+        let (new_run, new_tr) = super::client::build_run(
+            seq,
+            now,
+            super::client::NewRun {
+                workflow_id: run.workflow_id.clone(),
+                workflow_type: run.workflow_type.clone(),
+                task_queue: run.task_queue.clone(),
+                input,
+                identity: String::new(),
+                task_timeout: run.workflow_task_timeout,
+                execution_timeout: None,
+                run_timeout: None,
+                continued_execution_run_id: Some(run.run_id.clone()),
+                first_execution_run_id: Some(first_run),
+                first_workflow_task_backoff: std::time::Duration::from_millis(backoff_ms),
+            },
+        );
+        for e in tr.events.iter_mut() {
+            if let super::history::EventAttributes::WorkflowExecutionContinuedAsNew {
+                new_execution_run_id,
+                ..
+            } = &mut e.attributes
+            {
+                *new_execution_run_id = new_run.run_id.clone();
+            }
+        }
+        Ok((new_run, new_tr))
     }
 
     /// Waits for durability, then runs effects and tells the change feed.

@@ -172,6 +172,10 @@ pub enum EventAttributes {
         workflow_execution_timeout: Duration,
         workflow_run_timeout: Duration,
         workflow_execution_expiration_time_ms: Option<u64>,
+        /// The run this one continues (continue-as-new), if any.
+        continued_execution_run_id: Option<String>,
+        /// The first workflow task waits this long (chained runs start ≥ 1 s apart).
+        first_workflow_task_backoff: Duration,
     },
     WorkflowTaskScheduled {
         task_queue: String,
@@ -279,6 +283,15 @@ pub enum EventAttributes {
     WorkflowExecutionTimedOut {
         retry_state: RetryState,
     },
+    WorkflowExecutionContinuedAsNew {
+        new_execution_run_id: String,
+        workflow_type: String,
+        task_queue: String,
+        input: Payload,
+        workflow_run_timeout: Duration,
+        workflow_task_timeout: Duration,
+        workflow_task_completed_event_id: u64,
+    },
 }
 
 /// Temporal's event types (the subset holdfast writes), named exactly as Temporal names them.
@@ -305,6 +318,7 @@ pub enum EventType {
     WorkflowExecutionCancelRequested,
     WorkflowExecutionCanceled,
     WorkflowExecutionTimedOut,
+    WorkflowExecutionContinuedAsNew,
 }
 
 impl EventType {
@@ -332,6 +346,7 @@ impl EventType {
             EventType::WorkflowExecutionCancelRequested => "WorkflowExecutionCancelRequested",
             EventType::WorkflowExecutionCanceled => "WorkflowExecutionCanceled",
             EventType::WorkflowExecutionTimedOut => "WorkflowExecutionTimedOut",
+            EventType::WorkflowExecutionContinuedAsNew => "WorkflowExecutionContinuedAsNew",
         }
     }
 
@@ -344,6 +359,7 @@ impl EventType {
                 | EventType::WorkflowExecutionTerminated
                 | EventType::WorkflowExecutionCanceled
                 | EventType::WorkflowExecutionTimedOut
+                | EventType::WorkflowExecutionContinuedAsNew
         )
     }
 }
@@ -389,6 +405,9 @@ impl EventAttributes {
             }
             EventAttributes::WorkflowExecutionTimedOut { .. } => {
                 EventType::WorkflowExecutionTimedOut
+            }
+            EventAttributes::WorkflowExecutionContinuedAsNew { .. } => {
+                EventType::WorkflowExecutionContinuedAsNew
             }
         }
     }
@@ -486,6 +505,11 @@ impl EventAttributes {
             EventAttributes::WorkflowExecutionTimedOut { retry_state } => {
                 retry_state.temporal_name().to_string()
             }
+            EventAttributes::WorkflowExecutionContinuedAsNew {
+                new_execution_run_id,
+                input,
+                ..
+            } => format!("newRun={new_execution_run_id} input={input}"),
         }
     }
 }

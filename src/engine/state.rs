@@ -149,6 +149,9 @@ pub enum Command {
         timer_id: String,
     },
     CancelWorkflowExecution,
+    ContinueAsNewWorkflowExecution {
+        input: Payload,
+    },
 }
 
 impl Command {
@@ -167,6 +170,9 @@ impl Command {
             }
             Command::CancelTimer { timer_id } => format!("CancelTimer(id {timer_id:?})"),
             Command::CancelWorkflowExecution => "CancelWorkflowExecution".into(),
+            Command::ContinueAsNewWorkflowExecution { .. } => {
+                "ContinueAsNewWorkflowExecution".into()
+            }
         }
     }
 }
@@ -331,6 +337,8 @@ pub enum Effect {
 pub struct Transition {
     pub events: Vec<HistoryEvent>,
     pub effects: Vec<Effect>,
+    /// The run continued as new: the engine starts this run in the same commit.
+    pub continue_as_new: Option<Payload>,
 }
 
 /// Time between failing workflow-task attempts, as observed on Temporal with
@@ -543,6 +551,7 @@ impl RunState {
                 Command::CompleteWorkflowExecution { .. }
                     | Command::FailWorkflowExecution { .. }
                     | Command::CancelWorkflowExecution
+                    | Command::ContinueAsNewWorkflowExecution { .. }
             )
         });
         if closes && !self.buffered.is_empty() {
@@ -689,6 +698,25 @@ impl RunState {
                         },
                     );
                     self.close(tr, now, WorkflowExecutionStatus::Completed, id);
+                    return;
+                }
+                Command::ContinueAsNewWorkflowExecution { input } => {
+                    let id = self.append(
+                        tr,
+                        now,
+                        EventAttributes::WorkflowExecutionContinuedAsNew {
+                            // Filled in by the engine when it creates the new run.
+                            new_execution_run_id: String::new(),
+                            workflow_type: self.workflow_type.clone(),
+                            task_queue: self.task_queue.clone(),
+                            input: input.clone(),
+                            workflow_run_timeout: Duration::ZERO,
+                            workflow_task_timeout: self.workflow_task_timeout,
+                            workflow_task_completed_event_id: completed,
+                        },
+                    );
+                    self.close(tr, now, WorkflowExecutionStatus::ContinuedAsNew, id);
+                    tr.continue_as_new = Some(input);
                     return;
                 }
                 Command::CancelWorkflowExecution => {
@@ -1176,6 +1204,8 @@ mod tests {
                 workflow_execution_timeout: Duration::ZERO,
                 workflow_run_timeout: Duration::ZERO,
                 workflow_execution_expiration_time_ms: None,
+                continued_execution_run_id: None,
+                first_workflow_task_backoff: Duration::ZERO,
             },
         );
         run.schedule_workflow_task(&mut tr, 0);

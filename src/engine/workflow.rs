@@ -73,6 +73,9 @@ pub enum WorkflowError {
     /// Cancellation was requested and the code let it end the run
     /// (closes as WorkflowExecutionCanceled, not Failed).
     Canceled,
+    /// Not a failure: close this run and start a new one with this input
+    /// (see [`WfContext::continue_as_new`]).
+    ContinueAsNew(Payload),
 }
 
 impl WorkflowError {
@@ -84,6 +87,9 @@ impl WorkflowError {
         match self {
             WorkflowError::Activity(e) => e.failure,
             WorkflowError::Application(f) => f,
+            WorkflowError::ContinueAsNew(_) => {
+                Failure::application("ContinueAsNew", "continued as new", true)
+            }
             WorkflowError::Canceled => Failure {
                 message: "workflow canceled".into(),
                 source: String::new(),
@@ -106,6 +112,7 @@ impl std::fmt::Display for WorkflowError {
             WorkflowError::Activity(e) => e.fmt(f),
             WorkflowError::Application(fail) => fail.fmt(f),
             WorkflowError::Canceled => f.write_str("workflow canceled"),
+            WorkflowError::ContinueAsNew(input) => write!(f, "continue as new with {input}"),
         }
     }
 }
@@ -163,6 +170,15 @@ impl WfContext {
     /// True while the code re-runs history it already made (log only when false).
     pub fn is_replaying(&self) -> bool {
         self.shared().replaying
+    }
+
+    /// Ends this run and starts a new one of the same type with `input`:
+    /// `return Err(ctx.continue_as_new(&next))`.
+    pub fn continue_as_new(&self, input: &impl Serialize) -> WorkflowError {
+        match Payload::from_value(input) {
+            Ok(p) => WorkflowError::ContinueAsNew(p),
+            Err(e) => WorkflowError::application("SerializationError", e.to_string()),
+        }
     }
 
     /// Whether cancellation of this run was requested.
@@ -510,6 +526,9 @@ impl WorkflowInstance {
                 let cmd = match out {
                     Ok(result) => Command::CompleteWorkflowExecution { result },
                     Err(WorkflowError::Canceled) => Command::CancelWorkflowExecution,
+                    Err(WorkflowError::ContinueAsNew(input)) => {
+                        Command::ContinueAsNewWorkflowExecution { input }
+                    }
                     Err(e) => Command::FailWorkflowExecution {
                         failure: e.into_failure(),
                     },
@@ -568,6 +587,7 @@ impl WorkflowInstance {
                     | EventAttributes::WorkflowExecutionCompleted { .. }
                     | EventAttributes::WorkflowExecutionFailed { .. }
                     | EventAttributes::WorkflowExecutionCanceled { .. }
+                    | EventAttributes::WorkflowExecutionContinuedAsNew { .. }
             );
             if in_command_group && !is_command {
                 in_command_group = false;
@@ -630,6 +650,12 @@ impl WorkflowInstance {
                 EventAttributes::WorkflowExecutionCancelRequested { .. } => {
                     self.shared().cancel_requested = true;
                     self.dirty = true;
+                }
+                EventAttributes::WorkflowExecutionContinuedAsNew { .. } => {
+                    let issued = self.shared().issued.pop_front();
+                    if !matches!(issued, Some(Command::ContinueAsNewWorkflowExecution { .. })) {
+                        return Err(Self::nondeterminism(ev, issued.as_ref()));
+                    }
                 }
                 EventAttributes::WorkflowExecutionCanceled { .. } => {
                     let issued = self.shared().issued.pop_front();
