@@ -421,3 +421,100 @@ async fn continue_as_new_chain() {
         "{task_starts:?}"
     );
 }
+
+/// Reset to the first workflow task after a nondeterminism failure: the new
+/// run copies events 1–3, records WorkflowTaskFailed RESET_WORKFLOW
+/// ("root: <reason>"), re-applies the later signal and runs v2 code to
+/// completion (as `reset-first-workflow-task-new-run`); the old run is Terminated.
+#[tokio::test(start_paused = true)]
+async fn reset_first_workflow_task_new_run() {
+    let (engine, _dir) = virtual_engine();
+    let mut v1 = Worker::new(&engine, WorkerOptions::new(QUEUE, "lab-worker-v1"));
+    v1.register_workflow("NdWf", |ctx: WfContext, _: ()| async move {
+        let _: String = ctx
+            .activity(
+                "step",
+                &"a",
+                activity_options().start_to_close(Duration::from_secs(5)),
+            )
+            .await?;
+        ctx.signal_channel::<serde_json::Value>("proceed")
+            .recv()
+            .await;
+        Ok::<_, WorkflowError>("v1 done".to_string())
+    });
+    v1.register_activity("step", |_: ActivityContext, s: String| async move {
+        Ok::<_, ApplicationError>(s)
+    });
+    let v1 = v1.start();
+    let old = engine
+        .start_workflow(StartWorkflowOptions::new(
+            "nd-wf2",
+            "NdWf",
+            QUEUE,
+            Payload::from_value(&()).unwrap(),
+        ))
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    v1.kill();
+    let mut v2 = Worker::new(&engine, WorkerOptions::new(QUEUE, "lab-worker-v2"));
+    v2.register_workflow("NdWf", |ctx: WfContext, _: ()| async move {
+        ctx.sleep(Duration::from_secs(1)).await?;
+        Ok::<_, WorkflowError>("nd done".to_string())
+    });
+    let _v2 = v2.start();
+    engine
+        .signal(
+            "nd-wf2",
+            None,
+            "proceed",
+            Payload::from_value(&()).unwrap(),
+            "temporal-cli",
+        )
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    // Not a workflow-task event: refused with a clear error.
+    let err = engine.reset("nd-wf2", None, 5, "x").await.unwrap_err();
+    assert!(
+        err.to_string()
+            .contains("reset needs a WorkflowTaskCompleted"),
+        "{err}"
+    );
+    let new = engine
+        .reset("nd-wf2", None, 4, "lab: reset after nondeterminism")
+        .await
+        .unwrap();
+    assert_ne!(new.run_id, old.run_id);
+    let out = engine.result("nd-wf2", None).await.unwrap();
+    assert_eq!(
+        out,
+        WorkflowOutcome::Completed(Payload::from_value("nd done").unwrap())
+    );
+    let h = engine.history("nd-wf2", None).await.unwrap();
+    let strip = |v: Vec<String>| -> Vec<String> {
+        v.into_iter()
+            .map(|l| l.split(" failure=").next().unwrap().to_string())
+            .collect()
+    };
+    assert_eq!(
+        strip(signature_of(&h)),
+        strip(signature_of_reference("reset-first-workflow-task-new-run"))
+    );
+    let holdfast::engine::EventAttributes::WorkflowTaskFailed {
+        failure, identity, ..
+    } = &h[3].attributes
+    else {
+        unreachable!()
+    };
+    assert_eq!(failure.message, "root: lab: reset after nondeterminism");
+    assert_eq!(identity, "history-service");
+    let old_outcome = engine.result("nd-wf2", Some(&old.run_id)).await.unwrap();
+    assert_eq!(
+        old_outcome,
+        WorkflowOutcome::Terminated {
+            reason: "root: lab: reset after nondeterminism".into()
+        }
+    );
+}

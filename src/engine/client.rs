@@ -297,6 +297,17 @@ fn info_of(run: &RunState) -> WorkflowExecutionInfo {
     }
 }
 
+fn history_run_id(
+    core: &super::core::Core,
+    store: &super::store::Store,
+    seq: u64,
+) -> Result<String, EngineError> {
+    if let Some(r) = core.runs.get(&seq) {
+        return Ok(r.run_id.clone());
+    }
+    Ok(store.run(seq)?.map(|r| r.run_id).unwrap_or_default())
+}
+
 fn check_payload(what: &str, p: &Payload) -> Result<(), EngineError> {
     if p.len() > BLOB_SIZE_LIMIT {
         return Err(EngineError::InvalidArgument(format!(
@@ -789,6 +800,200 @@ impl Engine {
             Ok(())
         })
         .await
+    }
+
+    /// Resets a run to a workflow task: a new run copies the history up to
+    /// that task's WorkflowTaskStarted, records WorkflowTaskFailed (cause
+    /// ResetWorkflow), re-applies the signals received after that point and
+    /// runs from there with the current code; a running old run is
+    /// terminated. `event_id` names a WorkflowTaskCompleted, Failed or
+    /// TimedOut event. Returns the new run.
+    pub async fn reset(
+        &self,
+        workflow_id: &str,
+        run_id: Option<&str>,
+        event_id: u64,
+        reason: &str,
+    ) -> Result<RunHandle, EngineError> {
+        let seq = self.resolve(workflow_id, run_id)?;
+        self.inner.store.durable(self.inner.store.written()).await?;
+        let history = self.inner.store.history(seq)?;
+        let point = history
+            .get((event_id as usize).wrapping_sub(1))
+            .ok_or_else(|| {
+                EngineError::InvalidArgument(format!(
+                    "workflow {workflow_id:?} has no event {event_id} (history has {})",
+                    history.len()
+                ))
+            })?;
+        let (scheduled, started) = match &point.attributes {
+            EventAttributes::WorkflowTaskCompleted {
+                scheduled_event_id,
+                started_event_id,
+                ..
+            }
+            | EventAttributes::WorkflowTaskFailed {
+                scheduled_event_id,
+                started_event_id,
+                ..
+            }
+            | EventAttributes::WorkflowTaskTimedOut {
+                scheduled_event_id,
+                started_event_id,
+                ..
+            } => (*scheduled_event_id, *started_event_id),
+            other => {
+                return Err(EngineError::InvalidArgument(format!(
+                    "event {event_id} is {}; reset needs a WorkflowTaskCompleted, WorkflowTaskFailed or WorkflowTaskTimedOut event",
+                    other.event_type()
+                )));
+            }
+        };
+        let prefix = &history[..started as usize];
+        let mut open_work = std::collections::BTreeSet::new();
+        for e in prefix {
+            match &e.attributes {
+                EventAttributes::ActivityTaskScheduled { .. }
+                | EventAttributes::TimerStarted { .. } => {
+                    open_work.insert(e.event_id);
+                }
+                EventAttributes::TimerFired {
+                    started_event_id, ..
+                }
+                | EventAttributes::TimerCanceled {
+                    started_event_id, ..
+                } => {
+                    open_work.remove(started_event_id);
+                }
+                a => {
+                    if let Some(s) = a.activity_scheduled_event_id() {
+                        open_work.remove(&s);
+                    }
+                }
+            }
+        }
+        if let Some(first) = open_work.first() {
+            return Err(EngineError::InvalidArgument(format!(
+                "cannot reset to event {event_id}: event {first} (an activity or timer) was still pending there; reset to an earlier workflow task"
+            )));
+        }
+        let (task_queue, task_timeout, workflow_type) = match &history[0].attributes {
+            EventAttributes::WorkflowExecutionStarted {
+                task_queue,
+                workflow_task_timeout,
+                workflow_type,
+                ..
+            } => (
+                task_queue.clone(),
+                *workflow_task_timeout,
+                workflow_type.clone(),
+            ),
+            _ => {
+                return Err(EngineError::Store(super::error::StoreError::CorruptValue {
+                    what: format!("history of {workflow_id}"),
+                    detail: "does not begin with WorkflowExecutionStarted".into(),
+                }));
+            }
+        };
+        let store = self.inner.store.clone();
+        let (handle, ticket, effects) = {
+            let mut core = self.lock();
+            let now = self.now_ms();
+            let new_seq = store.next_run_seq()?;
+            let old_run_id = history_run_id(&core, &store, seq)?;
+            let mut run = RunState {
+                seq: new_seq,
+                workflow_id: workflow_id.to_string(),
+                run_id: make_run_id(now, new_seq),
+                workflow_type,
+                task_queue,
+                status: WorkflowExecutionStatus::Running,
+                start_time_ms: now,
+                close_time_ms: None,
+                next_event_id: 1,
+                history_size_bytes: 0,
+                state_transition_count: 0,
+                workflow_task_timeout: task_timeout,
+                workflow_task: None,
+                activities: Vec::new(),
+                buffered: Vec::new(),
+                close_event_id: None,
+                timers: Vec::new(),
+                cancel_requested: false,
+                expiration_ms: None,
+            };
+            let mut tr = Transition::default();
+            for e in prefix {
+                run.append(&mut tr, e.event_time_ms, e.attributes.clone());
+            }
+            run.append(
+                &mut tr,
+                now,
+                EventAttributes::WorkflowTaskFailed {
+                    scheduled_event_id: scheduled,
+                    started_event_id: started,
+                    cause: super::history::WorkflowTaskFailedCause::ResetWorkflow,
+                    failure: Failure {
+                        message: format!("root: {reason}"),
+                        source: String::new(),
+                        cause: None,
+                        info: super::failure::FailureInfo::Reset {
+                            base_run_id: old_run_id.clone(),
+                            new_run_id: run.run_id.clone(),
+                        },
+                    },
+                    identity: "history-service".into(),
+                },
+            );
+            for e in &history[started as usize..] {
+                if let EventAttributes::WorkflowExecutionSignaled { .. } = &e.attributes {
+                    run.append(&mut tr, now, e.attributes.clone());
+                }
+            }
+            run.schedule_workflow_task(&mut tr, now);
+            let mut batch = WriteBatch::default();
+            let mut effects = Vec::new();
+            if let Some(old) = core.runs.get(&seq).cloned() {
+                let mut old = old;
+                let mut old_tr = Transition::default();
+                old.terminate(
+                    &mut old_tr,
+                    now,
+                    &format!("root: {reason}"),
+                    "history-resetter",
+                );
+                for e in &old_tr.events {
+                    batch.put_event(seq, e)?;
+                }
+                old.state_transition_count += 1;
+                batch.put_run(seq, &old)?;
+                effects.extend(old_tr.effects);
+                core.runs.remove(&seq);
+            }
+            for e in &tr.events {
+                batch.put_event(new_seq, e)?;
+            }
+            run.state_transition_count += 1;
+            batch.put_run(new_seq, &run)?;
+            batch.put_workflow_index(workflow_id, new_seq);
+            let ticket = store.commit(batch)?;
+            effects.extend(tr.effects);
+            let handle = RunHandle {
+                workflow_id: workflow_id.to_string(),
+                run_id: run.run_id.clone(),
+            };
+            core.running_ids.insert(workflow_id.to_string(), new_seq);
+            core.runs.insert(new_seq, run);
+            (handle, ticket, effects)
+        };
+        let change = super::feed::Change {
+            workflow_id: workflow_id.to_string(),
+            run_id: handle.run_id.clone(),
+            status: WorkflowExecutionStatus::Running,
+            new_events: 0,
+        };
+        self.finish(ticket, effects, Some(change)).await?;
+        Ok(handle)
     }
 
     /// Terminates a running run at once: WorkflowExecutionTerminated, and

@@ -45,6 +45,11 @@ pub enum FailureInfo {
     Terminated,
     /// The run or activity was canceled.
     Canceled,
+    /// The workflow task where a reset branched off (`resetWorkflowFailureInfo`).
+    Reset {
+        base_run_id: String,
+        new_run_id: String,
+    },
 }
 
 impl Failure {

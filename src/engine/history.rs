@@ -122,6 +122,8 @@ pub enum WorkflowTaskFailedCause {
     BadScheduleActivityAttributes,
     /// The workflow tried to close while new events were waiting.
     UnhandledCommand,
+    /// The run was reset: this task is where the new run branches off.
+    ResetWorkflow,
 }
 
 impl WorkflowTaskFailedCause {
@@ -135,6 +137,7 @@ impl WorkflowTaskFailedCause {
                 "WORKFLOW_TASK_FAILED_CAUSE_BAD_SCHEDULE_ACTIVITY_ATTRIBUTES"
             }
             Self::UnhandledCommand => "WORKFLOW_TASK_FAILED_CAUSE_UNHANDLED_COMMAND",
+            Self::ResetWorkflow => "WORKFLOW_TASK_FAILED_CAUSE_RESET_WORKFLOW",
         }
     }
 }
