@@ -129,3 +129,106 @@ async fn next_attempt_resumes_from_heartbeat_details() {
         "attempt 2 resumed after 2"
     );
 }
+
+/// Cancellation requested for a running activity that does not heartbeat:
+/// ActivityTaskCancelRequested is written, the activity never learns of it,
+/// its result is accepted (as `activity-cancel-requested-wait-completed`);
+/// describe showed it as CancelRequested meanwhile.
+#[tokio::test(start_paused = true)]
+async fn activity_cancel_requested_wait_completed() {
+    let (engine, _dir) = virtual_engine();
+    let mut w = Worker::new(&engine, WorkerOptions::new("lab", "lab-worker"));
+    w.register_workflow("CancelRequestedWf", |ctx: WfContext, _: ()| async move {
+        let mut act = ctx.activity::<String>(
+            "slow",
+            &8.0,
+            activity_options().start_to_close(Duration::from_secs(60)),
+        );
+        act.start()?;
+        ctx.sleep(Duration::from_secs(1)).await?;
+        act.cancel();
+        Ok::<_, WorkflowError>(act.await?)
+    });
+    w.register_activity("slow", |ctx: ActivityContext, secs: f64| async move {
+        ctx.sleep(Duration::from_secs_f64(secs)).await;
+        Ok::<_, ApplicationError>(format!("slept {secs:.1}"))
+    });
+    let _w = w.start();
+    engine
+        .start_workflow(StartWorkflowOptions::new(
+            "cancel-act",
+            "CancelRequestedWf",
+            "lab",
+            Payload::from_value(&()).unwrap(),
+        ))
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let d = engine.describe("cancel-act", None).await.unwrap();
+    assert_eq!(
+        d.pending_activities[0].state,
+        holdfast::engine::PendingActivityState::CancelRequested
+    );
+    let out = engine.result("cancel-act", None).await.unwrap();
+    assert_eq!(
+        out,
+        WorkflowOutcome::Completed(Payload::from_value("slept 8.0").unwrap())
+    );
+    let h = engine.history("cancel-act", None).await.unwrap();
+    assert_eq!(
+        signature_of(&h),
+        signature_of_reference("activity-cancel-requested-wait-completed")
+    );
+}
+
+/// A heartbeating activity learns of the cancellation from its next
+/// heartbeat; when it stops, the activity closes as ActivityTaskCanceled
+/// and the workflow sees a canceled activity error.
+#[tokio::test(start_paused = true)]
+async fn heartbeating_activity_learns_of_cancellation() {
+    let (engine, _dir) = virtual_engine();
+    let mut w = Worker::new(&engine, WorkerOptions::new("lab", "w"));
+    w.register_workflow("CancelHb", |ctx: WfContext, _: ()| async move {
+        let o = activity_options()
+            .start_to_close(Duration::from_secs(600))
+            .heartbeat(Duration::from_secs(5));
+        let mut act = ctx.activity::<u32>("long", &(), o);
+        act.start()?;
+        ctx.sleep(Duration::from_secs(3)).await?;
+        act.cancel();
+        match act.await {
+            Ok(n) => Ok::<_, WorkflowError>(format!("finished {n}")),
+            Err(e) => Ok(format!("{}", e.failure.message)),
+        }
+    });
+    w.register_activity("long", |ctx: ActivityContext, _: ()| async move {
+        for i in 0..600u32 {
+            ctx.heartbeat(&i)?; // returns CanceledError once cancellation is requested
+            ctx.sleep(Duration::from_secs(1)).await;
+        }
+        Ok::<_, ApplicationError>(600)
+    });
+    let _w = w.start();
+    engine
+        .start_workflow(StartWorkflowOptions::new(
+            "cancel-hb",
+            "CancelHb",
+            "lab",
+            Payload::from_value(&()).unwrap(),
+        ))
+        .await
+        .unwrap();
+    let out = engine.result("cancel-hb", None).await.unwrap();
+    assert_eq!(
+        out,
+        WorkflowOutcome::Completed(Payload::from_value("Activity task canceled").unwrap())
+    );
+    let h = engine.history("cancel-hb", None).await.unwrap();
+    let types: Vec<_> = h.iter().map(|e| e.event_type().name()).collect();
+    assert!(types.contains(&"ActivityTaskCancelRequested"));
+    assert!(types.contains(&"ActivityTaskCanceled"));
+    assert!(
+        h.last().unwrap().event_time_ms - h[0].event_time_ms < 10_000,
+        "canceled within seconds, not after 600 s"
+    );
+}

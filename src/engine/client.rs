@@ -565,7 +565,11 @@ impl Engine {
             .map(|a| PendingActivityInfo {
                 activity_id: a.activity_id.clone(),
                 activity_type: a.activity_type.clone(),
-                state: a.state,
+                state: if a.cancel_requested {
+                    PendingActivityState::CancelRequested
+                } else {
+                    a.state
+                },
                 attempt: a.attempt,
                 maximum_attempts: a.retry_policy.maximum_attempts,
                 scheduled_time_ms: a.scheduled_time_ms,

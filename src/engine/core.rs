@@ -244,7 +244,7 @@ impl Engine {
                     });
                 }
                 match a.state {
-                    PendingActivityState::Started => {
+                    PendingActivityState::Started | PendingActivityState::CancelRequested => {
                         let started = a.last_started_time_ms.unwrap_or(now);
                         if !a.timeouts.heartbeat.is_zero() {
                             let last = a.last_heartbeat_time_ms.unwrap_or(started);

@@ -102,6 +102,8 @@ pub enum EngineError {
     NoWorker { task_queue: String },
     #[error("query failed: {0}")]
     QueryFailed(String),
+    #[error("cancellation of this activity was requested")]
+    ActivityCancelRequested,
     #[error("task not found: {0}")]
     TaskNotFound(String),
     #[error("the engine has shut down")]

@@ -286,6 +286,15 @@ pub enum EventAttributes {
     WorkflowExecutionTimedOut {
         retry_state: RetryState,
     },
+    ActivityTaskCancelRequested {
+        scheduled_event_id: u64,
+        workflow_task_completed_event_id: u64,
+    },
+    ActivityTaskCanceled {
+        scheduled_event_id: u64,
+        started_event_id: u64,
+        identity: String,
+    },
     WorkflowExecutionContinuedAsNew {
         new_execution_run_id: String,
         workflow_type: String,
@@ -322,6 +331,8 @@ pub enum EventType {
     WorkflowExecutionCanceled,
     WorkflowExecutionTimedOut,
     WorkflowExecutionContinuedAsNew,
+    ActivityTaskCancelRequested,
+    ActivityTaskCanceled,
 }
 
 impl EventType {
@@ -350,6 +361,8 @@ impl EventType {
             EventType::WorkflowExecutionCanceled => "WorkflowExecutionCanceled",
             EventType::WorkflowExecutionTimedOut => "WorkflowExecutionTimedOut",
             EventType::WorkflowExecutionContinuedAsNew => "WorkflowExecutionContinuedAsNew",
+            EventType::ActivityTaskCancelRequested => "ActivityTaskCancelRequested",
+            EventType::ActivityTaskCanceled => "ActivityTaskCanceled",
         }
     }
 
@@ -412,6 +425,10 @@ impl EventAttributes {
             EventAttributes::WorkflowExecutionContinuedAsNew { .. } => {
                 EventType::WorkflowExecutionContinuedAsNew
             }
+            EventAttributes::ActivityTaskCancelRequested { .. } => {
+                EventType::ActivityTaskCancelRequested
+            }
+            EventAttributes::ActivityTaskCanceled { .. } => EventType::ActivityTaskCanceled,
         }
     }
 
@@ -428,6 +445,9 @@ impl EventAttributes {
                 scheduled_event_id, ..
             }
             | EventAttributes::ActivityTaskTimedOut {
+                scheduled_event_id, ..
+            }
+            | EventAttributes::ActivityTaskCanceled {
                 scheduled_event_id, ..
             } => Some(*scheduled_event_id),
             _ => None,
@@ -513,6 +533,12 @@ impl EventAttributes {
                 input,
                 ..
             } => format!("newRun={new_execution_run_id} input={input}"),
+            EventAttributes::ActivityTaskCancelRequested {
+                scheduled_event_id, ..
+            }
+            | EventAttributes::ActivityTaskCanceled {
+                scheduled_event_id, ..
+            } => format!("scheduledEventId={scheduled_event_id}"),
         }
     }
 }

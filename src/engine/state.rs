@@ -60,6 +60,8 @@ impl WorkflowExecutionStatus {
 pub enum PendingActivityState {
     Scheduled,
     Started,
+    /// Shown by describe once cancellation was requested (the attempt may still run).
+    CancelRequested,
 }
 
 /// Options an activity command carries; `None` means unset.
@@ -152,6 +154,9 @@ pub enum Command {
     ContinueAsNewWorkflowExecution {
         input: Payload,
     },
+    RequestCancelActivityTask {
+        activity_id: String,
+    },
 }
 
 impl Command {
@@ -172,6 +177,9 @@ impl Command {
             Command::CancelWorkflowExecution => "CancelWorkflowExecution".into(),
             Command::ContinueAsNewWorkflowExecution { .. } => {
                 "ContinueAsNewWorkflowExecution".into()
+            }
+            Command::RequestCancelActivityTask { activity_id } => {
+                format!("RequestCancelActivityTask(id {activity_id:?})")
             }
         }
     }
@@ -228,6 +236,8 @@ pub struct ActivityState {
     /// The last details the activity reported; survive into the next attempt.
     pub heartbeat_details: Option<Payload>,
     pub last_heartbeat_time_ms: Option<u64>,
+    /// Workflow code asked to cancel it; the running attempt learns of it by heartbeat.
+    pub cancel_requested: bool,
 }
 
 /// The mutable state of one run, stored beside its history.
@@ -582,6 +592,8 @@ impl RunState {
         );
         self.workflow_task = None;
         let mut normalized = activities.into_iter();
+        // A cancellation resolved at once needs a new workflow task to deliver it.
+        let mut wake_after = false;
         for c in commands {
             match c {
                 Command::ScheduleActivity {
@@ -645,6 +657,7 @@ impl RunState {
                         next_attempt_schedule_time_ms: None,
                         heartbeat_details: None,
                         last_heartbeat_time_ms: None,
+                        cancel_requested: false,
                     };
                     self.enqueue_activity(tr, &act, now);
                     self.activities.push(act);
@@ -700,6 +713,51 @@ impl RunState {
                     self.close(tr, now, WorkflowExecutionStatus::Completed, id);
                     return;
                 }
+                Command::RequestCancelActivityTask { activity_id } => {
+                    let Some(idx) = self
+                        .activities
+                        .iter()
+                        .position(|a| a.activity_id == activity_id)
+                    else {
+                        continue;
+                    };
+                    let scheduled = self.activities[idx].scheduled_event_id;
+                    self.append(
+                        tr,
+                        now,
+                        EventAttributes::ActivityTaskCancelRequested {
+                            scheduled_event_id: scheduled,
+                            workflow_task_completed_event_id: completed,
+                        },
+                    );
+                    if self.activities[idx].state == PendingActivityState::Scheduled {
+                        // Not running: canceled at once.
+                        self.activities.remove(idx);
+                        self.append(
+                            tr,
+                            now,
+                            EventAttributes::ActivityTaskCanceled {
+                                scheduled_event_id: scheduled,
+                                started_event_id: 0,
+                                identity: identity.to_string(),
+                            },
+                        );
+                        // It never started: no Started event to point at.
+                        if let Some(HistoryEvent {
+                            attributes:
+                                EventAttributes::ActivityTaskCanceled {
+                                    started_event_id, ..
+                                },
+                            ..
+                        }) = tr.events.last_mut()
+                        {
+                            *started_event_id = 0;
+                        }
+                        wake_after = true;
+                    } else {
+                        self.activities[idx].cancel_requested = true;
+                    }
+                }
                 Command::ContinueAsNewWorkflowExecution { input } => {
                     let id = self.append(
                         tr,
@@ -745,7 +803,9 @@ impl RunState {
                 }
             }
         }
-        self.flush_buffered(tr, now);
+        if !self.flush_buffered(tr, now) && wake_after {
+            self.schedule_workflow_task(tr, now);
+        }
     }
 
     fn enqueue_activity(&self, tr: &mut Transition, act: &ActivityState, now: u64) {
@@ -980,6 +1040,26 @@ impl RunState {
         identity: Option<&str>,
     ) {
         let seq = self.seq;
+        if self.activities[idx].cancel_requested {
+            let a = self.activities.remove(idx);
+            let identity = identity.unwrap_or(&a.last_worker_identity).to_string();
+            let started = (
+                a.last_started_time_ms.unwrap_or(now),
+                EventAttributes::ActivityTaskStarted {
+                    scheduled_event_id: a.scheduled_event_id,
+                    identity: identity.clone(),
+                    attempt: a.attempt,
+                    last_failure: a.last_failure.clone(),
+                },
+            );
+            let canceled = EventAttributes::ActivityTaskCanceled {
+                scheduled_event_id: a.scheduled_event_id,
+                started_event_id: 0,
+                identity,
+            };
+            self.add_activity_close(tr, now, vec![started, (now, canceled)]);
+            return;
+        }
         let a = &mut self.activities[idx];
         let timed_out = failure.timeout_type().is_some();
         match a
@@ -1140,6 +1220,9 @@ fn set_started_event_id(e: &mut EventAttributes, id: u64) {
         | EventAttributes::ActivityTaskTimedOut {
             started_event_id, ..
         } => *started_event_id = id,
+        EventAttributes::ActivityTaskCanceled {
+            started_event_id, ..
+        } if *started_event_id == 0 => *started_event_id = id,
         _ => {}
     }
 }

@@ -394,7 +394,11 @@ impl Engine {
         let a = &mut run.activities[idx];
         a.heartbeat_details = Some(details);
         a.last_heartbeat_time_ms = Some(now);
+        let cancel = a.cancel_requested;
         self.commit_run(run, &Transition::default())?;
+        if cancel {
+            return Err(EngineError::ActivityCancelRequested);
+        }
         Ok(())
     }
 

@@ -105,7 +105,12 @@ impl ActivityContext {
             .map_err(|e| ApplicationError::non_retryable("SerializationError", e.to_string()))?;
         self.engine
             .record_activity_heartbeat(&self.token, p)
-            .map_err(|e| ApplicationError::retryable("HeartbeatRejected", e.to_string()))
+            .map_err(|e| match e {
+                super::error::EngineError::ActivityCancelRequested => {
+                    ApplicationError::non_retryable("CanceledError", e.to_string())
+                }
+                e => ApplicationError::retryable("HeartbeatRejected", e.to_string()),
+            })
     }
 
     /// The details the previous attempt reported by heartbeat, if any.

@@ -301,28 +301,10 @@ impl<O: DeserializeOwned> Future for ActivityFuture<O> {
     fn poll(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<Self::Output> {
         // Nothing here is structurally pinned.
         let this = unsafe_free_get_mut(self);
-        let mut shared = this.ctx.shared();
-        if this.activity_id.is_none() {
-            match this.input.take() {
-                Some(Ok(input)) => {
-                    shared.next_activity_seq += 1;
-                    let options = this.options.take().unwrap_or_default();
-                    let id = options
-                        .activity_id
-                        .clone()
-                        .unwrap_or_else(|| shared.next_activity_seq.to_string());
-                    shared.issued.push_back(Command::ScheduleActivity {
-                        activity_id: id.clone(),
-                        activity_type: this.activity_type.clone(),
-                        input,
-                        options,
-                    });
-                    this.activity_id = Some(id);
-                }
-                Some(Err(e)) => return Poll::Ready(Err(e)),
-                None => return Poll::Pending,
-            }
+        if let Err(e) = this.issue() {
+            return Poll::Ready(Err(e));
         }
+        let mut shared = this.ctx.shared();
         let id = this.activity_id.as_deref().unwrap_or_default();
         match shared.results.remove(id) {
             None => Poll::Pending,
@@ -342,6 +324,56 @@ impl<O: DeserializeOwned> Future for ActivityFuture<O> {
 }
 
 impl<O> Unpin for ActivityFuture<O> {}
+
+impl<O> ActivityFuture<O> {
+    /// Issues the ScheduleActivityTask command now, without waiting on the
+    /// result (Temporal's `start_activity`); await the future later.
+    pub fn start(&mut self) -> Result<(), ActivityError> {
+        self.issue()
+    }
+
+    fn issue(&mut self) -> Result<(), ActivityError> {
+        if self.activity_id.is_some() {
+            return Ok(());
+        }
+        match self.input.take() {
+            Some(Ok(input)) => {
+                let mut shared = self.ctx.shared();
+                shared.next_activity_seq += 1;
+                let options = self.options.take().unwrap_or_default();
+                let id = options
+                    .activity_id
+                    .clone()
+                    .unwrap_or_else(|| shared.next_activity_seq.to_string());
+                shared.issued.push_back(Command::ScheduleActivity {
+                    activity_id: id.clone(),
+                    activity_type: self.activity_type.clone(),
+                    input,
+                    options,
+                });
+                self.activity_id = Some(id);
+                Ok(())
+            }
+            Some(Err(e)) => Err(e),
+            None => Ok(()),
+        }
+    }
+
+    /// Requests cancellation (ActivityTaskCancelRequested) and keeps waiting
+    /// for the activity to close, as Temporal's WAIT_CANCELLATION_COMPLETED:
+    /// a heartbeating activity learns of it; one that does not may still
+    /// complete. Does nothing before the activity was scheduled.
+    pub fn cancel(&mut self) {
+        if let Some(id) = &self.activity_id {
+            self.ctx
+                .shared()
+                .issued
+                .push_back(Command::RequestCancelActivityTask {
+                    activity_id: id.clone(),
+                });
+        }
+    }
+}
 
 /// A durable timer (see [`WfContext::sleep`]).
 pub struct TimerFuture {
@@ -588,6 +620,7 @@ impl WorkflowInstance {
                     | EventAttributes::WorkflowExecutionFailed { .. }
                     | EventAttributes::WorkflowExecutionCanceled { .. }
                     | EventAttributes::WorkflowExecutionContinuedAsNew { .. }
+                    | EventAttributes::ActivityTaskCancelRequested { .. }
             );
             if in_command_group && !is_command {
                 in_command_group = false;
@@ -650,6 +683,36 @@ impl WorkflowInstance {
                 EventAttributes::WorkflowExecutionCancelRequested { .. } => {
                     self.shared().cancel_requested = true;
                     self.dirty = true;
+                }
+                EventAttributes::ActivityTaskCancelRequested {
+                    scheduled_event_id, ..
+                } => {
+                    let issued = self.shared().issued.pop_front();
+                    let expected = self.activities.get(scheduled_event_id).map(|(id, _)| id);
+                    match &issued {
+                        Some(Command::RequestCancelActivityTask { activity_id })
+                            if Some(activity_id) == expected => {}
+                        other => return Err(Self::nondeterminism(ev, other.as_ref())),
+                    }
+                }
+                EventAttributes::ActivityTaskCanceled {
+                    scheduled_event_id,
+                    started_event_id,
+                    identity,
+                } => {
+                    let failure = Failure {
+                        message: "activity canceled".into(),
+                        source: String::new(),
+                        cause: None,
+                        info: FailureInfo::Canceled,
+                    };
+                    self.resolve_failure(
+                        &failure,
+                        *scheduled_event_id,
+                        *started_event_id,
+                        identity,
+                        RetryState::CancelRequested,
+                    );
                 }
                 EventAttributes::WorkflowExecutionContinuedAsNew { .. } => {
                     let issued = self.shared().issued.pop_front();
@@ -760,14 +823,16 @@ impl WorkflowInstance {
         let Some((id, ty)) = self.activities.get(&scheduled_event_id) else {
             return;
         };
-        let timed_out = failure.timeout_type().is_some();
+        let message = if failure.timeout_type().is_some() {
+            "Activity task timed out"
+        } else if matches!(failure.info, FailureInfo::Canceled) {
+            "Activity task canceled"
+        } else {
+            "Activity task failed"
+        };
         let err = ActivityError {
             failure: Failure {
-                message: if timed_out {
-                    "Activity task timed out".into()
-                } else {
-                    "Activity task failed".into()
-                },
+                message: message.into(),
                 source: String::new(),
                 cause: Some(Box::new(failure.clone())),
                 info: FailureInfo::Activity {
