@@ -198,7 +198,7 @@ async fn heartbeating_activity_learns_of_cancellation() {
         act.cancel();
         match act.await {
             Ok(n) => Ok::<_, WorkflowError>(format!("finished {n}")),
-            Err(e) => Ok(format!("{}", e.failure.message)),
+            Err(e) => Ok(e.failure.message.clone()),
         }
     });
     w.register_activity("long", |ctx: ActivityContext, _: ()| async move {
