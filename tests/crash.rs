@@ -8,6 +8,7 @@
 //! - every history decodes and is numbered 1..n without gaps;
 //! - no activity already recorded completed ran again afterwards;
 //! - no timer fired twice (a timer due while the process was down fires once);
+//! - every acknowledged signal is in the history (and is delivered: runs complete);
 //!
 //! and at the end, after a run that is not killed, that every workflow completed.
 //!
@@ -89,12 +90,21 @@ struct Verified {
 }
 
 /// Opens the store read-only (no recovery, nothing written) and checks it.
-fn verify(data: &std::path::Path, acked: &HashSet<String>) -> Verified {
+fn verify(data: &std::path::Path, acked: &HashSet<String>, signaled: &HashSet<String>) -> Verified {
     let store = Store::open(data).expect("store reopens after kill -9");
     for id in acked {
         assert!(
             store.run_seq_of(id).unwrap().is_some(),
             "acknowledged start of {id} was lost"
+        );
+    }
+    for id in signaled {
+        let seq = store.run_seq_of(id).unwrap().expect("signaled run exists");
+        let h = store.history(seq).unwrap();
+        assert!(
+            h.iter()
+                .any(|e| e.event_type() == EventType::WorkflowExecutionSignaled),
+            "acknowledged signal to {id} was lost"
         );
     }
     let mut completed_activities = HashSet::new();
@@ -178,6 +188,7 @@ fn survives_kill_9_at_random_points() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
     let mut acked = HashSet::new();
+    let mut signaled = HashSet::new();
     let mut done_before: HashSet<(String, String)> = HashSet::new();
     let mut killed = 0;
     for round in 0..kills {
@@ -191,6 +202,9 @@ fn survives_kill_9_at_random_points() {
             if let Some(id) = l.strip_prefix("ACK ") {
                 acked.insert(id.to_string());
             }
+            if let Some(id) = l.strip_prefix("SIGNALED ") {
+                signaled.insert(id.to_string());
+            }
         }
         for call in calls(&run.lines) {
             assert!(
@@ -198,7 +212,7 @@ fn survives_kill_9_at_random_points() {
                 "round {round}: activity {call:?} ran again after it was recorded completed"
             );
         }
-        let v = verify(&data, &acked);
+        let v = verify(&data, &acked, &signaled);
         assert!(
             v.completed_activities.is_superset(&done_before),
             "a completion was lost"
@@ -212,7 +226,7 @@ fn survives_kill_9_at_random_points() {
             "activity {call:?} ran again at the end"
         );
     }
-    let v = verify(&data, &acked);
+    let v = verify(&data, &acked, &signaled);
     assert_eq!(v.completed_runs, WORKFLOWS, "every workflow completes");
     assert_eq!(v.completed_activities.len(), WORKFLOWS * 2);
     eprintln!(

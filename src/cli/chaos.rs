@@ -4,6 +4,7 @@
 //!
 //! - `ACK <workflow id>`: the start was acknowledged (durable);
 //! - `CALL <workflow id> <activity id> <attempt>`: an activity body ran;
+//! - `SIGNALED <workflow id>`: a signal was acknowledged (durable);
 //! - `DONE <workflow id>`: the run completed.
 //!
 //! Run again on the same data dir, it starts only what does not exist yet
@@ -57,6 +58,8 @@ pub async fn run_child(args: ChaosArgs) -> Result<(), Box<dyn std::error::Error>
         let a: u64 = ctx.activity("withdraw", &n, opts.clone()).await?;
         // A durable timer between the steps: kills land while it is pending too.
         ctx.sleep(Duration::from_millis(30)).await?;
+        // And a signal, sent by the client (possibly before a crash).
+        ctx.signal_channel::<u64>("go").recv().await;
         let b: u64 = ctx.activity("deposit", &n, opts).await?;
         Ok::<_, WorkflowError>(a + b)
     });
@@ -95,6 +98,21 @@ pub async fn run_child(args: ChaosArgs) -> Result<(), Box<dyn std::error::Error>
                 say(format!("ACK {id}"));
             }
             Err(e) => return Err(e.into()),
+        }
+        let signaled = engine
+            .history(&id, None)
+            .await?
+            .iter()
+            .any(|e| e.event_type() == crate::engine::EventType::WorkflowExecutionSignaled);
+        if !signaled {
+            match engine
+                .signal(&id, None, "go", Payload::from_value(&(i as u64))?, "chaos")
+                .await
+            {
+                Ok(()) => say(format!("SIGNALED {id}")),
+                Err(EngineError::AlreadyCompleted { .. }) => {}
+                Err(e) => return Err(e.into()),
+            }
         }
         let engine = engine.clone();
         waits.push(tokio::spawn(async move {

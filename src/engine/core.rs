@@ -88,6 +88,9 @@ pub(crate) struct Core {
     pub(crate) query_queues: HashMap<String, TaskQueue<super::tasks::QueryTask>>,
     /// Workers ready to answer queries, per task queue.
     pub(crate) query_pollers: HashMap<String, usize>,
+    /// The newest commit ticket of each running run: a workflow task's
+    /// history is read only once that commit is durable (and so in sled).
+    pub(crate) run_tickets: HashMap<u64, u64>,
     pub(crate) timers: BTreeSet<(u64, TimerKey)>,
     pub(crate) waiters: HashMap<u64, Vec<oneshot::Sender<()>>>,
 }
@@ -134,6 +137,7 @@ impl Engine {
                 activity_queues: HashMap::new(),
                 query_queues: HashMap::new(),
                 query_pollers: HashMap::new(),
+                run_tickets: HashMap::new(),
                 timers: BTreeSet::new(),
                 waiters: HashMap::new(),
             }),
@@ -320,6 +324,7 @@ impl Engine {
                 batch.put_workflow_index(&new_run.workflow_id, new_run.seq);
             }
             let ticket = self.inner.store.commit(batch)?;
+            core.run_tickets.insert(seq, ticket);
             let change = Change {
                 workflow_id: run.workflow_id.clone(),
                 run_id: run.run_id.clone(),
@@ -333,6 +338,7 @@ impl Engine {
                     core.running_ids.remove(&run.workflow_id);
                 }
                 core.runs.remove(&seq);
+                core.run_tickets.remove(&seq);
             }
             let mut effects = tr.effects;
             let mut new_change = None;
@@ -346,6 +352,7 @@ impl Engine {
                 });
                 core.running_ids
                     .insert(new_run.workflow_id.clone(), new_run.seq);
+                core.run_tickets.insert(new_run.seq, ticket);
                 core.runs.insert(new_run.seq, new_run);
             }
             (r, ticket, effects, (change, new_change))

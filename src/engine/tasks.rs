@@ -144,17 +144,19 @@ impl Engine {
         queue: &str,
         identity: &str,
     ) -> Result<WorkflowTask, EngineError> {
-        self.poll_queue(
-            |core| {
-                core.workflow_queues
-                    .entry(queue.to_string())
-                    .or_default()
-                    .notify
-                    .clone()
-            },
-            || self.try_take_workflow_task(queue, identity),
-        )
-        .await
+        let (ticket, task) = self
+            .poll_queue(
+                |core| {
+                    core.workflow_queues
+                        .entry(queue.to_string())
+                        .or_default()
+                        .notify
+                        .clone()
+                },
+                || self.try_take_workflow_task(queue, identity),
+            )
+            .await?;
+        self.with_history(ticket, task).await
     }
 
     /// Waits on a queue's notifier until `take` finds a task. The notifier is
@@ -180,7 +182,7 @@ impl Engine {
         &self,
         queue: &str,
         identity: &str,
-    ) -> Result<Option<WorkflowTask>, EngineError> {
+    ) -> Result<Option<(u64, WorkflowTask)>, EngineError> {
         let now = self.now_ms();
         let taken = {
             let mut core = self.lock();
@@ -214,24 +216,40 @@ impl Engine {
                     attempt,
                 );
                 apply_effect(&mut core, timer, &self.inner.timer_wake);
-                taken = Some(info);
+                let ticket = core.run_tickets.get(&seq).copied().unwrap_or(0);
+                taken = Some((info, ticket));
                 break;
             }
             taken
         };
-        let Some((seq, request_id, workflow_id, run_id, workflow_type, attempt)) = taken else {
+        let Some(((seq, request_id, workflow_id, run_id, workflow_type, attempt), ticket)) = taken
+        else {
             return Ok(None);
         };
-        let history = self.inner.store.history(seq)?;
-        Ok(Some(WorkflowTask {
-            token: WorkflowTaskToken { seq, request_id },
-            workflow_id,
-            run_id,
-            workflow_type,
-            attempt,
-            history,
-            started_time_ms: now,
-        }))
+        Ok(Some((
+            ticket,
+            WorkflowTask {
+                token: WorkflowTaskToken { seq, request_id },
+                workflow_id,
+                run_id,
+                workflow_type,
+                attempt,
+                history: Vec::new(),
+                started_time_ms: now,
+            },
+        )))
+    }
+
+    /// Fills in a taken task's history once every event before its start is
+    /// durable (commits are applied to sled in groups, at flush time).
+    async fn with_history(
+        &self,
+        ticket: u64,
+        mut task: WorkflowTask,
+    ) -> Result<WorkflowTask, EngineError> {
+        self.inner.store.durable(ticket).await?;
+        task.history = self.inner.store.history(task.token.seq)?;
+        Ok(task)
     }
 
     fn check_workflow_task(
@@ -349,7 +367,8 @@ impl Engine {
             // Record the start (attempt, worker, time) for describe and for
             // recovery; dispatch need not wait for it to be durable: if it is
             // lost, the attempt simply runs again.
-            self.commit_run(run, &Transition::default())?;
+            let ticket = self.commit_run(run, &Transition::default())?;
+            core.run_tickets.insert(seq, ticket);
             for timer in timers {
                 apply_effect(&mut core, timer, &self.inner.timer_wake);
             }
@@ -395,7 +414,8 @@ impl Engine {
         a.heartbeat_details = Some(details);
         a.last_heartbeat_time_ms = Some(now);
         let cancel = a.cancel_requested;
-        self.commit_run(run, &Transition::default())?;
+        let ticket = self.commit_run(run, &Transition::default())?;
+        core.run_tickets.insert(token.seq, ticket);
         if cancel {
             return Err(EngineError::ActivityCancelRequested);
         }
