@@ -121,3 +121,90 @@ async fn oversized_payloads_are_refused() {
     assert!(err.to_string().contains("payload limit"), "{err}");
     assert_eq!(engine.history("small", None).await.unwrap().len(), before);
 }
+
+/// Oversized payloads from workflow code or activities are refused too: an
+/// activity input fails the workflow task (nothing scheduled); an activity
+/// result fails the activity for good.
+#[tokio::test(start_paused = true)]
+async fn oversized_payloads_from_code_are_refused() {
+    use holdfast::engine::{
+        ActivityContext, ApplicationError, EventType, WorkflowTaskFailedCause, activity_options,
+    };
+    let (engine, _dir) = virtual_engine();
+    let mut w = Worker::new(&engine, WorkerOptions::new("q", "w"));
+    w.register_workflow("BigInput", |ctx: WfContext, _: ()| async move {
+        let big = "x".repeat(holdfast::engine::BLOB_SIZE_LIMIT + 1);
+        let r: () = ctx
+            .activity(
+                "noop",
+                &big,
+                activity_options().start_to_close(Duration::from_secs(5)),
+            )
+            .await?;
+        Ok::<_, WorkflowError>(r)
+    });
+    w.register_workflow("BigResult", |ctx: WfContext, _: ()| async move {
+        let r: String = ctx
+            .activity(
+                "huge",
+                &(),
+                activity_options().start_to_close(Duration::from_secs(5)),
+            )
+            .await?;
+        Ok::<_, WorkflowError>(r.len())
+    });
+    w.register_activity("noop", |_: ActivityContext, _: String| async {
+        Ok::<_, ApplicationError>(())
+    });
+    w.register_activity("huge", |_: ActivityContext, _: ()| async {
+        Ok::<_, ApplicationError>("y".repeat(holdfast::engine::BLOB_SIZE_LIMIT + 1))
+    });
+    let _w = w.start();
+    engine
+        .start_workflow(StartWorkflowOptions::new(
+            "bi",
+            "BigInput",
+            "q",
+            Payload::from_value(&()).unwrap(),
+        ))
+        .await
+        .unwrap();
+    engine
+        .start_workflow(StartWorkflowOptions::new(
+            "br",
+            "BigResult",
+            "q",
+            Payload::from_value(&()).unwrap(),
+        ))
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let h = engine.history("bi", None).await.unwrap();
+    let failed = h
+        .iter()
+        .find(|e| e.event_type() == EventType::WorkflowTaskFailed)
+        .expect("task failed");
+    let holdfast::engine::EventAttributes::WorkflowTaskFailed { cause, failure, .. } =
+        &failed.attributes
+    else {
+        unreachable!()
+    };
+    assert_eq!(
+        *cause,
+        WorkflowTaskFailedCause::BadScheduleActivityAttributes
+    );
+    assert!(
+        failure.message.contains("payload limit"),
+        "{}",
+        failure.message
+    );
+    assert!(
+        !h.iter()
+            .any(|e| e.event_type() == EventType::ActivityTaskScheduled)
+    );
+    let out = engine.result("br", None).await.unwrap();
+    let WorkflowOutcome::Failed(f) = out else {
+        panic!("{out:?}")
+    };
+    assert_eq!(f.root_cause().error_type(), Some("BlobSizeExceedsLimit"));
+}

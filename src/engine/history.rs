@@ -124,6 +124,8 @@ pub enum WorkflowTaskFailedCause {
     UnhandledCommand,
     /// The run was reset: this task is where the new run branches off.
     ResetWorkflow,
+    /// A result or input of a closing command was invalid (too large).
+    BadCompleteWorkflowExecutionAttributes,
 }
 
 impl WorkflowTaskFailedCause {
@@ -138,6 +140,9 @@ impl WorkflowTaskFailedCause {
             }
             Self::UnhandledCommand => "WORKFLOW_TASK_FAILED_CAUSE_UNHANDLED_COMMAND",
             Self::ResetWorkflow => "WORKFLOW_TASK_FAILED_CAUSE_RESET_WORKFLOW",
+            Self::BadCompleteWorkflowExecutionAttributes => {
+                "WORKFLOW_TASK_FAILED_CAUSE_BAD_COMPLETE_WORKFLOW_EXECUTION_ATTRIBUTES"
+            }
         }
     }
 }

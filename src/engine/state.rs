@@ -531,6 +531,48 @@ impl RunState {
         commands: Vec<Command>,
     ) {
         // Validate every command before writing anything.
+        let limit = super::client::BLOB_SIZE_LIMIT;
+        for c in &commands {
+            let (payload, what, cause) = match c {
+                Command::ScheduleActivity {
+                    input,
+                    activity_type,
+                    ..
+                } => (
+                    input,
+                    format!("input of activity {activity_type}"),
+                    WorkflowTaskFailedCause::BadScheduleActivityAttributes,
+                ),
+                Command::CompleteWorkflowExecution { result } => (
+                    result,
+                    "workflow result".to_string(),
+                    WorkflowTaskFailedCause::BadCompleteWorkflowExecutionAttributes,
+                ),
+                Command::ContinueAsNewWorkflowExecution { input } => (
+                    input,
+                    "continue-as-new input".to_string(),
+                    WorkflowTaskFailedCause::BadCompleteWorkflowExecutionAttributes,
+                ),
+                _ => continue,
+            };
+            if payload.len() > limit {
+                self.fail_workflow_task(
+                    tr,
+                    now,
+                    identity,
+                    cause,
+                    Failure::application(
+                        "BlobSizeExceedsLimit",
+                        format!(
+                            "{what} is {} bytes, over the {limit}-byte payload limit",
+                            payload.len()
+                        ),
+                        true,
+                    ),
+                );
+                return;
+            }
+        }
         let mut activities = Vec::new();
         for c in &commands {
             if let Command::ScheduleActivity {

@@ -429,6 +429,19 @@ impl Engine {
         identity: &str,
         result: Payload,
     ) -> Result<(), EngineError> {
+        let limit = super::client::BLOB_SIZE_LIMIT;
+        if result.len() > limit {
+            // Never written: the attempt fails, for good, with a clear reason.
+            let failure = Failure::application(
+                "BlobSizeExceedsLimit",
+                format!(
+                    "activity result is {} bytes, over the {limit}-byte payload limit",
+                    result.len()
+                ),
+                true,
+            );
+            return self.fail_activity_task(token, identity, failure).await;
+        }
         self.transact(token.seq, |run, tr, now| {
             let idx = Self::activity_attempt_index(run, token)?;
             run.complete_activity(tr, now, idx, identity, result);
