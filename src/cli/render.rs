@@ -4,7 +4,7 @@
 use std::fmt::Write as _;
 
 use crate::engine::{
-    Clock, Engine, EngineConfig, HistoryEvent, ListFilter, WorkflowDescription,
+    Clock, Engine, EngineConfig, HistoryEvent, ListFilter, Payload, WorkflowDescription,
     WorkflowExecutionInfo, WorkflowExecutionStatus, WorkflowOutcome,
 };
 
@@ -28,6 +28,55 @@ pub enum WorkflowCmd {
         workflow_id: String,
         #[arg(short = 'r', long)]
         run_id: Option<String>,
+    },
+    /// Send a signal (recorded before this returns).
+    Signal {
+        #[arg(long, default_value = "holdfast-data")]
+        data_dir: std::path::PathBuf,
+        #[arg(short = 'w', long)]
+        workflow_id: String,
+        #[arg(short = 'r', long)]
+        run_id: Option<String>,
+        /// Signal name.
+        #[arg(long)]
+        name: String,
+        /// Input as JSON.
+        #[arg(short = 'i', long, default_value = "null")]
+        input: String,
+    },
+    /// Request cancellation (the workflow code decides).
+    Cancel {
+        #[arg(long, default_value = "holdfast-data")]
+        data_dir: std::path::PathBuf,
+        #[arg(short = 'w', long)]
+        workflow_id: String,
+        #[arg(short = 'r', long)]
+        run_id: Option<String>,
+    },
+    /// Terminate at once.
+    Terminate {
+        #[arg(long, default_value = "holdfast-data")]
+        data_dir: std::path::PathBuf,
+        #[arg(short = 'w', long)]
+        workflow_id: String,
+        #[arg(short = 'r', long)]
+        run_id: Option<String>,
+        #[arg(long, default_value = "terminated from the holdfast CLI")]
+        reason: String,
+    },
+    /// Reset to a workflow task event: a new run continues from there.
+    Reset {
+        #[arg(long, default_value = "holdfast-data")]
+        data_dir: std::path::PathBuf,
+        #[arg(short = 'w', long)]
+        workflow_id: String,
+        #[arg(short = 'r', long)]
+        run_id: Option<String>,
+        /// A WorkflowTaskCompleted, Failed or TimedOut event id.
+        #[arg(short = 'e', long)]
+        event_id: u64,
+        #[arg(long)]
+        reason: String,
     },
     /// Describe a run: execution info and pending activities.
     Describe {
@@ -183,6 +232,64 @@ pub async fn run(cmd: WorkflowCmd) -> Result<(), Box<dyn std::error::Error>> {
             let engine = Engine::open(EngineConfig::new(data_dir))?;
             let events = engine.history(&workflow_id, run_id.as_deref()).await?;
             print!("{}", history_table(&events));
+        }
+        WorkflowCmd::Signal {
+            data_dir,
+            workflow_id,
+            run_id,
+            name,
+            input,
+        } => {
+            serde_json::from_str::<serde_json::Value>(&input)
+                .map_err(|e| format!("--input is not JSON: {e}"))?;
+            let engine = Engine::open(EngineConfig::new(data_dir))?;
+            engine
+                .signal(
+                    &workflow_id,
+                    run_id.as_deref(),
+                    &name,
+                    Payload(input),
+                    "holdfast-cli",
+                )
+                .await?;
+            println!("Signal workflow succeeded");
+        }
+        WorkflowCmd::Cancel {
+            data_dir,
+            workflow_id,
+            run_id,
+        } => {
+            let engine = Engine::open(EngineConfig::new(data_dir))?;
+            engine
+                .cancel(&workflow_id, run_id.as_deref(), "holdfast-cli")
+                .await?;
+            println!("Canceled workflow");
+        }
+        WorkflowCmd::Terminate {
+            data_dir,
+            workflow_id,
+            run_id,
+            reason,
+        } => {
+            let engine = Engine::open(EngineConfig::new(data_dir))?;
+            engine
+                .terminate(&workflow_id, run_id.as_deref(), &reason, "holdfast-cli")
+                .await?;
+            println!("Workflow terminated");
+        }
+        WorkflowCmd::Reset {
+            data_dir,
+            workflow_id,
+            run_id,
+            event_id,
+            reason,
+        } => {
+            let engine = Engine::open(EngineConfig::new(data_dir))?;
+            println!("Resetting workflow {workflow_id} to event ID {event_id}");
+            let h = engine
+                .reset(&workflow_id, run_id.as_deref(), event_id, &reason)
+                .await?;
+            println!("New run: {}", h.run_id);
         }
         WorkflowCmd::Describe {
             data_dir,
