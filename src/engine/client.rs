@@ -717,15 +717,7 @@ impl Engine {
     ) -> Result<(), EngineError> {
         check_id("signal name", signal_name)?;
         check_payload("signal input", &input)?;
-        let seq = self.resolve(workflow_id, run_id)?;
-        let running = self.lock().runs.contains_key(&seq);
-        if !running {
-            let run = self.durable_run(seq).await?;
-            return Err(EngineError::AlreadyCompleted {
-                workflow_id: workflow_id.to_string(),
-                run_id: run.run_id,
-            });
-        }
+        let seq = self.running_seq(workflow_id, run_id).await?;
         self.transact(seq, |run, tr, now| {
             run.signal(tr, now, signal_name, input, identity);
             Ok(())
@@ -790,15 +782,7 @@ impl Engine {
         run_id: Option<&str>,
         identity: &str,
     ) -> Result<(), EngineError> {
-        let seq = self.resolve(workflow_id, run_id)?;
-        let running = self.lock().runs.contains_key(&seq);
-        if !running {
-            let run = self.durable_run(seq).await?;
-            return Err(EngineError::AlreadyCompleted {
-                workflow_id: workflow_id.to_string(),
-                run_id: run.run_id,
-            });
-        }
+        let seq = self.running_seq(workflow_id, run_id).await?;
         self.transact(seq, |run, tr, now| {
             run.request_cancel(tr, now, identity);
             Ok(())
@@ -1009,15 +993,7 @@ impl Engine {
         reason: &str,
         identity: &str,
     ) -> Result<(), EngineError> {
-        let seq = self.resolve(workflow_id, run_id)?;
-        let running = self.lock().runs.contains_key(&seq);
-        if !running {
-            let run = self.durable_run(seq).await?;
-            return Err(EngineError::AlreadyCompleted {
-                workflow_id: workflow_id.to_string(),
-                run_id: run.run_id,
-            });
-        }
+        let seq = self.running_seq(workflow_id, run_id).await?;
         self.transact(seq, |run, tr, now| {
             run.terminate(tr, now, reason, identity);
             Ok(())
