@@ -531,7 +531,25 @@ impl Engine {
         }
     }
 
-    /// The state of a run as last committed and flushed.
+    /// The run to act on, which must be running (Temporal's "workflow
+    /// execution already completed" otherwise).
+    async fn running_seq(
+        &self,
+        workflow_id: &str,
+        run_id: Option<&str>,
+    ) -> Result<u64, EngineError> {
+        let seq = self.resolve(workflow_id, run_id)?;
+        if self.lock().runs.contains_key(&seq) {
+            return Ok(seq);
+        }
+        let run = self.durable_run(seq).await?;
+        Err(EngineError::AlreadyCompleted {
+            workflow_id: workflow_id.to_string(),
+            run_id: run.run_id,
+        })
+    }
+
+    /// The state of a run, returned once everything it reflects is durable.
     async fn durable_run(&self, seq: u64) -> Result<RunState, EngineError> {
         let (run, ticket) = {
             let core = self.lock();
@@ -539,16 +557,18 @@ impl Engine {
             let run = core.runs.get(&seq).cloned();
             (run, ticket)
         };
-        let run = match run {
-            Some(r) => r,
+        // Every change reflected in memory was committed with a ticket ≤ this;
+        // a run no longer in memory is read from sled only once its last
+        // commit is applied (group commit applies writes at flush time).
+        self.inner.store.durable(ticket).await?;
+        match run {
+            Some(r) => Ok(r),
             None => self
                 .inner
                 .store
                 .run(seq)?
-                .ok_or(EngineError::TaskNotFound(format!("run {seq} vanished")))?,
-        };
-        self.inner.store.durable(ticket).await?;
-        Ok(run)
+                .ok_or(EngineError::TaskNotFound(format!("run {seq} vanished"))),
+        }
     }
 
     /// Execution info, pending activities and the pending workflow task.
