@@ -10,9 +10,7 @@ use super::core::Engine;
 use super::error::EngineError;
 use super::failure::Failure;
 use super::history::{EventAttributes, HistoryEvent, Payload};
-use super::state::{
-    PendingActivityState, RunState, Transition, WorkflowExecutionStatus, WorkflowTaskState,
-};
+use super::state::{PendingActivityState, RunState, Transition, WorkflowExecutionStatus};
 use super::store::WriteBatch;
 
 /// Temporal's blob size error limit: a payload larger than this is refused.
@@ -196,27 +194,16 @@ pub(crate) fn build_run(seq: u64, now: u64, spec: NewRun) -> (RunState, Transiti
     let task_timeout = run_timeout.map_or(spec.task_timeout, |r| spec.task_timeout.min(r));
     let expiration_ms = run_timeout.map(|r| now + r.as_millis() as u64);
     let run_id = make_run_id(now, seq);
-    let mut run = RunState {
+    let mut run = RunState::new(
         seq,
-        workflow_id: spec.workflow_id.clone(),
-        run_id: run_id.clone(),
-        workflow_type: spec.workflow_type.clone(),
-        task_queue: spec.task_queue.clone(),
-        status: WorkflowExecutionStatus::Running,
-        start_time_ms: now,
-        close_time_ms: None,
-        next_event_id: 1,
-        history_size_bytes: 0,
-        state_transition_count: 0,
-        workflow_task_timeout: task_timeout,
-        workflow_task: None::<WorkflowTaskState>,
-        activities: Vec::new(),
-        buffered: Vec::new(),
-        close_event_id: None,
-        timers: Vec::new(),
-        cancel_requested: false,
-        expiration_ms,
-    };
+        &spec.workflow_id,
+        &run_id,
+        &spec.workflow_type,
+        &spec.task_queue,
+        now,
+        task_timeout,
+    );
+    run.expiration_ms = expiration_ms;
     let mut tr = Transition::default();
     run.append(
         &mut tr,
@@ -477,13 +464,10 @@ impl Engine {
             );
             let run_id = run.run_id.clone();
             let mut batch = WriteBatch::default();
-            for e in &tr.events {
-                batch.put_event(seq, e)?;
-            }
-            run.state_transition_count += 1;
-            batch.put_run(seq, &run)?;
+            self.batch_run(&mut batch, &mut run, &tr)?;
             batch.put_workflow_index(&opts.workflow_id, seq);
             let ticket = store.commit(batch)?;
+            core.run_tickets.insert(seq, ticket);
             let change = super::feed::Change {
                 workflow_id: run.workflow_id.clone(),
                 run_id: run_id.clone(),
@@ -909,27 +893,15 @@ impl Engine {
             let now = self.now_ms();
             let new_seq = store.next_run_seq()?;
             let old_run_id = history_run_id(&core, &store, seq)?;
-            let mut run = RunState {
-                seq: new_seq,
-                workflow_id: workflow_id.to_string(),
-                run_id: make_run_id(now, new_seq),
-                workflow_type,
-                task_queue,
-                status: WorkflowExecutionStatus::Running,
-                start_time_ms: now,
-                close_time_ms: None,
-                next_event_id: 1,
-                history_size_bytes: 0,
-                state_transition_count: 0,
-                workflow_task_timeout: task_timeout,
-                workflow_task: None,
-                activities: Vec::new(),
-                buffered: Vec::new(),
-                close_event_id: None,
-                timers: Vec::new(),
-                cancel_requested: false,
-                expiration_ms: None,
-            };
+            let mut run = RunState::new(
+                new_seq,
+                workflow_id,
+                &make_run_id(now, new_seq),
+                &workflow_type,
+                &task_queue,
+                now,
+                task_timeout,
+            );
             let mut tr = Transition::default();
             for e in prefix {
                 run.append(&mut tr, e.event_time_ms, e.attributes.clone());
@@ -970,21 +942,15 @@ impl Engine {
                     &format!("root: {reason}"),
                     "history-resetter",
                 );
-                for e in &old_tr.events {
-                    batch.put_event(seq, e)?;
-                }
-                old.state_transition_count += 1;
-                batch.put_run(seq, &old)?;
+                self.batch_run(&mut batch, &mut old, &old_tr)?;
                 effects.extend(old_tr.effects);
                 core.runs.remove(&seq);
             }
-            for e in &tr.events {
-                batch.put_event(new_seq, e)?;
-            }
-            run.state_transition_count += 1;
-            batch.put_run(new_seq, &run)?;
+            self.batch_run(&mut batch, &mut run, &tr)?;
             batch.put_workflow_index(workflow_id, new_seq);
             let ticket = store.commit(batch)?;
+            core.run_tickets.remove(&seq);
+            core.run_tickets.insert(new_seq, ticket);
             effects.extend(tr.effects);
             let handle = RunHandle {
                 workflow_id: workflow_id.to_string(),

@@ -409,7 +409,7 @@ impl Engine {
     }
 
     /// Adds a run's new events and state to a batch.
-    fn batch_run(
+    pub(crate) fn batch_run(
         &self,
         batch: &mut WriteBatch,
         run: &mut RunState,

@@ -370,19 +370,6 @@ impl EventType {
             EventType::ActivityTaskCanceled => "ActivityTaskCanceled",
         }
     }
-
-    /// Events that close a run.
-    pub fn is_close(self) -> bool {
-        matches!(
-            self,
-            EventType::WorkflowExecutionCompleted
-                | EventType::WorkflowExecutionFailed
-                | EventType::WorkflowExecutionTerminated
-                | EventType::WorkflowExecutionCanceled
-                | EventType::WorkflowExecutionTimedOut
-                | EventType::WorkflowExecutionContinuedAsNew
-        )
-    }
 }
 
 impl fmt::Display for EventType {

@@ -240,6 +240,31 @@ pub struct ActivityState {
     pub cancel_requested: bool,
 }
 
+impl ActivityState {
+    /// The final attempt's ActivityTaskStarted (at its start time, with the
+    /// previous attempt's failure) followed by the close event: Temporal
+    /// writes the two together, only when the activity closes.
+    fn started_then(
+        &self,
+        now: u64,
+        identity: &str,
+        close: EventAttributes,
+    ) -> Vec<(u64, EventAttributes)> {
+        vec![
+            (
+                self.last_started_time_ms.unwrap_or(now),
+                EventAttributes::ActivityTaskStarted {
+                    scheduled_event_id: self.scheduled_event_id,
+                    identity: identity.to_string(),
+                    attempt: self.attempt,
+                    last_failure: self.last_failure.clone(),
+                },
+            ),
+            (now, close),
+        ]
+    }
+}
+
 /// The mutable state of one run, stored beside its history.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct RunState {
@@ -368,6 +393,39 @@ pub fn workflow_task_retry_delay(failed_attempt: u32, task_timeout: Duration) ->
 }
 
 impl RunState {
+    /// A new, running run with no events yet.
+    pub fn new(
+        seq: u64,
+        workflow_id: &str,
+        run_id: &str,
+        workflow_type: &str,
+        task_queue: &str,
+        now: u64,
+        workflow_task_timeout: Duration,
+    ) -> RunState {
+        RunState {
+            seq,
+            workflow_id: workflow_id.to_string(),
+            run_id: run_id.to_string(),
+            workflow_type: workflow_type.to_string(),
+            task_queue: task_queue.to_string(),
+            status: WorkflowExecutionStatus::Running,
+            start_time_ms: now,
+            close_time_ms: None,
+            next_event_id: 1,
+            history_size_bytes: 0,
+            state_transition_count: 0,
+            workflow_task_timeout,
+            workflow_task: None,
+            activities: Vec::new(),
+            buffered: Vec::new(),
+            close_event_id: None,
+            timers: Vec::new(),
+            cancel_requested: false,
+            expiration_ms: None,
+        }
+    }
+
     pub fn is_running(&self) -> bool {
         self.status == WorkflowExecutionStatus::Running
     }
@@ -1037,37 +1095,13 @@ impl RunState {
         result: Payload,
     ) {
         let a = self.activities.remove(idx);
-        let events = vec![
-            (
-                a.last_started_time_ms.unwrap_or(now),
-                EventAttributes::ActivityTaskStarted {
-                    scheduled_event_id: a.scheduled_event_id,
-                    identity: identity.to_string(),
-                    attempt: a.attempt,
-                    last_failure: a.last_failure.clone(),
-                },
-            ),
-            (
-                now,
-                EventAttributes::ActivityTaskCompleted {
-                    result,
-                    scheduled_event_id: a.scheduled_event_id,
-                    started_event_id: 0,
-                    identity: identity.to_string(),
-                },
-            ),
-        ];
-        self.add_activity_close(tr, now, events);
-    }
-
-    /// Appends (or buffers) an activity's Started + close pair; `append`
-    /// points the close event at the Started event just before it.
-    fn add_activity_close(
-        &mut self,
-        tr: &mut Transition,
-        now: u64,
-        events: Vec<(u64, EventAttributes)>,
-    ) {
+        let completed = EventAttributes::ActivityTaskCompleted {
+            result,
+            scheduled_event_id: a.scheduled_event_id,
+            started_event_id: 0,
+            identity: identity.to_string(),
+        };
+        let events = a.started_then(now, identity, completed);
         self.add_external_events(tr, now, events);
     }
 
@@ -1085,21 +1119,13 @@ impl RunState {
         if self.activities[idx].cancel_requested {
             let a = self.activities.remove(idx);
             let identity = identity.unwrap_or(&a.last_worker_identity).to_string();
-            let started = (
-                a.last_started_time_ms.unwrap_or(now),
-                EventAttributes::ActivityTaskStarted {
-                    scheduled_event_id: a.scheduled_event_id,
-                    identity: identity.clone(),
-                    attempt: a.attempt,
-                    last_failure: a.last_failure.clone(),
-                },
-            );
             let canceled = EventAttributes::ActivityTaskCanceled {
                 scheduled_event_id: a.scheduled_event_id,
                 started_event_id: 0,
-                identity,
+                identity: identity.clone(),
             };
-            self.add_activity_close(tr, now, vec![started, (now, canceled)]);
+            let events = a.started_then(now, &identity, canceled);
+            self.add_external_events(tr, now, events);
             return;
         }
         let a = &mut self.activities[idx];
@@ -1129,15 +1155,6 @@ impl RunState {
             Err(retry_state) => {
                 let a = self.activities.remove(idx);
                 let identity = identity.unwrap_or(&a.last_worker_identity).to_string();
-                let started = (
-                    a.last_started_time_ms.unwrap_or(now),
-                    EventAttributes::ActivityTaskStarted {
-                        scheduled_event_id: a.scheduled_event_id,
-                        identity: identity.clone(),
-                        attempt: a.attempt,
-                        last_failure: a.last_failure.clone(),
-                    },
-                );
                 let close = if timed_out {
                     EventAttributes::ActivityTaskTimedOut {
                         failure: failure.with_cause(a.last_failure.clone()),
@@ -1150,11 +1167,12 @@ impl RunState {
                         failure,
                         scheduled_event_id: a.scheduled_event_id,
                         started_event_id: 0,
-                        identity,
+                        identity: identity.clone(),
                         retry_state,
                     }
                 };
-                self.add_activity_close(tr, now, vec![started, (now, close)]);
+                let events = a.started_then(now, &identity, close);
+                self.add_external_events(tr, now, events);
             }
         }
     }
@@ -1291,27 +1309,7 @@ mod tests {
     use crate::engine::history::EventType;
 
     fn new_run() -> (RunState, Transition) {
-        let mut run = RunState {
-            seq: 1,
-            workflow_id: "wf".into(),
-            run_id: "run".into(),
-            workflow_type: "T".into(),
-            task_queue: "q".into(),
-            status: WorkflowExecutionStatus::Running,
-            start_time_ms: 0,
-            close_time_ms: None,
-            next_event_id: 1,
-            history_size_bytes: 0,
-            state_transition_count: 0,
-            workflow_task_timeout: Duration::from_secs(10),
-            workflow_task: None,
-            activities: Vec::new(),
-            buffered: Vec::new(),
-            close_event_id: None,
-            timers: Vec::new(),
-            cancel_requested: false,
-            expiration_ms: None,
-        };
+        let mut run = RunState::new(1, "wf", "run", "T", "q", 0, Duration::from_secs(10));
         let mut tr = Transition::default();
         run.append(
             &mut tr,

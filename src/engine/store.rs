@@ -107,22 +107,17 @@ pub(crate) fn workflow_key(workflow_id: &str) -> Vec<u8> {
 #[derive(Default)]
 pub struct WriteBatch {
     ops: Vec<(Vec<u8>, Vec<u8>)>,
-    pub(crate) bytes: usize,
-    pub(crate) events: usize,
 }
 
 impl WriteBatch {
     pub fn put_event(&mut self, seq: u64, event: &HistoryEvent) -> Result<(), StoreError> {
         let v = encode(event)?;
-        self.bytes += v.len();
-        self.events += 1;
         self.ops.push((event_key(seq, event.event_id).to_vec(), v));
         Ok(())
     }
 
     pub fn put_run(&mut self, seq: u64, run: &RunState) -> Result<(), StoreError> {
         let v = encode(run)?;
-        self.bytes += v.len();
         self.ops.push((run_key(seq).to_vec(), v));
         Ok(())
     }
@@ -134,7 +129,6 @@ impl WriteBatch {
 
     /// Raw insert (used by the storage-floor benchmark).
     pub fn put_raw(&mut self, key: &[u8], value: Vec<u8>) {
-        self.bytes += value.len();
         self.ops.push((key.to_vec(), value));
     }
 }
@@ -433,11 +427,6 @@ impl Store {
             out.push(ev);
         }
         Ok(out)
-    }
-
-    /// Size on disk as sled reports it.
-    pub fn size_on_disk(&self) -> u64 {
-        self.db.size_on_disk().unwrap_or(0)
     }
 }
 
