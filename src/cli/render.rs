@@ -8,12 +8,38 @@ use crate::engine::{
     WorkflowExecutionInfo, WorkflowExecutionStatus, WorkflowOutcome,
 };
 
+/// Where the data lives.
+#[derive(clap::Args, Debug)]
+pub struct DataDirArg {
+    /// Data directory.
+    #[arg(long, default_value = "holdfast-data")]
+    pub data_dir: std::path::PathBuf,
+}
+
+impl DataDirArg {
+    fn open(&self) -> Result<Engine, crate::engine::StoreError> {
+        Engine::open(EngineConfig::new(&self.data_dir).clock(Clock::system()))
+    }
+}
+
+/// Which run a command is about (`-w ID [-r RUN]`), as `temporal workflow` takes it.
+#[derive(clap::Args, Debug)]
+pub struct RunArgs {
+    #[command(flatten)]
+    pub dir: DataDirArg,
+    #[arg(short = 'w', long)]
+    pub workflow_id: String,
+    /// A run of the workflow; its newest run when omitted.
+    #[arg(short = 'r', long)]
+    pub run_id: Option<String>,
+}
+
 #[derive(clap::Subcommand, Debug)]
 pub enum WorkflowCmd {
     /// List workflow runs, newest first.
     List {
-        #[arg(long, default_value = "holdfast-data")]
-        data_dir: std::path::PathBuf,
+        #[command(flatten)]
+        dir: DataDirArg,
         /// Only runs with this status (Running, Completed, Failed, …).
         #[arg(long)]
         status: Option<String>,
@@ -21,22 +47,13 @@ pub enum WorkflowCmd {
         limit: usize,
     },
     /// Show a run's event history.
-    Show {
-        #[arg(long, default_value = "holdfast-data")]
-        data_dir: std::path::PathBuf,
-        #[arg(short = 'w', long)]
-        workflow_id: String,
-        #[arg(short = 'r', long)]
-        run_id: Option<String>,
-    },
+    Show(RunArgs),
+    /// Describe a run: execution info and pending activities.
+    Describe(RunArgs),
     /// Send a signal (recorded before this returns).
     Signal {
-        #[arg(long, default_value = "holdfast-data")]
-        data_dir: std::path::PathBuf,
-        #[arg(short = 'w', long)]
-        workflow_id: String,
-        #[arg(short = 'r', long)]
-        run_id: Option<String>,
+        #[command(flatten)]
+        run: RunArgs,
         /// Signal name.
         #[arg(long)]
         name: String,
@@ -45,47 +62,23 @@ pub enum WorkflowCmd {
         input: String,
     },
     /// Request cancellation (the workflow code decides).
-    Cancel {
-        #[arg(long, default_value = "holdfast-data")]
-        data_dir: std::path::PathBuf,
-        #[arg(short = 'w', long)]
-        workflow_id: String,
-        #[arg(short = 'r', long)]
-        run_id: Option<String>,
-    },
+    Cancel(RunArgs),
     /// Terminate at once.
     Terminate {
-        #[arg(long, default_value = "holdfast-data")]
-        data_dir: std::path::PathBuf,
-        #[arg(short = 'w', long)]
-        workflow_id: String,
-        #[arg(short = 'r', long)]
-        run_id: Option<String>,
+        #[command(flatten)]
+        run: RunArgs,
         #[arg(long, default_value = "terminated from the holdfast CLI")]
         reason: String,
     },
     /// Reset to a workflow task event: a new run continues from there.
     Reset {
-        #[arg(long, default_value = "holdfast-data")]
-        data_dir: std::path::PathBuf,
-        #[arg(short = 'w', long)]
-        workflow_id: String,
-        #[arg(short = 'r', long)]
-        run_id: Option<String>,
+        #[command(flatten)]
+        run: RunArgs,
         /// A WorkflowTaskCompleted, Failed or TimedOut event id.
         #[arg(short = 'e', long)]
         event_id: u64,
         #[arg(long)]
         reason: String,
-    },
-    /// Describe a run: execution info and pending activities.
-    Describe {
-        #[arg(long, default_value = "holdfast-data")]
-        data_dir: std::path::PathBuf,
-        #[arg(short = 'w', long)]
-        workflow_id: String,
-        #[arg(short = 'r', long)]
-        run_id: Option<String>,
     },
 }
 
@@ -190,29 +183,21 @@ pub fn describe_block(d: &WorkflowDescription) -> String {
 }
 
 pub async fn run(cmd: WorkflowCmd) -> Result<(), Box<dyn std::error::Error>> {
+    const IDENTITY: &str = "holdfast-cli";
     match cmd {
-        WorkflowCmd::List {
-            data_dir,
-            status,
-            limit,
-        } => {
+        WorkflowCmd::List { dir, status, limit } => {
             let status = match status {
                 Some(s) => Some(WorkflowExecutionStatus::parse(&s).ok_or_else(|| {
                     format!("unknown status {s:?}; use Running, Completed, Failed, Canceled, Terminated, ContinuedAsNew or TimedOut")
                 })?),
                 None => None,
             };
-            let engine = Engine::open(EngineConfig::new(data_dir).clock(Clock::system()))?;
-            let page = engine
-                .list(
-                    &ListFilter {
-                        status,
-                        workflow_type: None,
-                    },
-                    limit,
-                    None,
-                )
-                .await?;
+            let engine = dir.open()?;
+            let filter = ListFilter {
+                status,
+                workflow_type: None,
+            };
+            let page = engine.list(&filter, limit, None).await?;
             println!("  Status      WorkflowId                Type                StartTime");
             for e in page.executions {
                 println!(
@@ -224,81 +209,69 @@ pub async fn run(cmd: WorkflowCmd) -> Result<(), Box<dyn std::error::Error>> {
                 );
             }
         }
-        WorkflowCmd::Show {
-            data_dir,
-            workflow_id,
-            run_id,
-        } => {
-            let engine = Engine::open(EngineConfig::new(data_dir))?;
-            let events = engine.history(&workflow_id, run_id.as_deref()).await?;
+        WorkflowCmd::Show(r) => {
+            let events = r
+                .dir
+                .open()?
+                .history(&r.workflow_id, r.run_id.as_deref())
+                .await?;
             print!("{}", history_table(&events));
         }
+        WorkflowCmd::Describe(r) => {
+            let d = r
+                .dir
+                .open()?
+                .describe(&r.workflow_id, r.run_id.as_deref())
+                .await?;
+            print!("{}", describe_block(&d));
+        }
         WorkflowCmd::Signal {
-            data_dir,
-            workflow_id,
-            run_id,
+            run: r,
             name,
             input,
         } => {
             serde_json::from_str::<serde_json::Value>(&input)
                 .map_err(|e| format!("--input is not JSON: {e}"))?;
-            let engine = Engine::open(EngineConfig::new(data_dir))?;
-            engine
+            r.dir
+                .open()?
                 .signal(
-                    &workflow_id,
-                    run_id.as_deref(),
+                    &r.workflow_id,
+                    r.run_id.as_deref(),
                     &name,
                     Payload(input),
-                    "holdfast-cli",
+                    IDENTITY,
                 )
                 .await?;
             println!("Signal workflow succeeded");
         }
-        WorkflowCmd::Cancel {
-            data_dir,
-            workflow_id,
-            run_id,
-        } => {
-            let engine = Engine::open(EngineConfig::new(data_dir))?;
-            engine
-                .cancel(&workflow_id, run_id.as_deref(), "holdfast-cli")
+        WorkflowCmd::Cancel(r) => {
+            r.dir
+                .open()?
+                .cancel(&r.workflow_id, r.run_id.as_deref(), IDENTITY)
                 .await?;
             println!("Canceled workflow");
         }
-        WorkflowCmd::Terminate {
-            data_dir,
-            workflow_id,
-            run_id,
-            reason,
-        } => {
-            let engine = Engine::open(EngineConfig::new(data_dir))?;
-            engine
-                .terminate(&workflow_id, run_id.as_deref(), &reason, "holdfast-cli")
+        WorkflowCmd::Terminate { run: r, reason } => {
+            r.dir
+                .open()?
+                .terminate(&r.workflow_id, r.run_id.as_deref(), &reason, IDENTITY)
                 .await?;
             println!("Workflow terminated");
         }
         WorkflowCmd::Reset {
-            data_dir,
-            workflow_id,
-            run_id,
+            run: r,
             event_id,
             reason,
         } => {
-            let engine = Engine::open(EngineConfig::new(data_dir))?;
-            println!("Resetting workflow {workflow_id} to event ID {event_id}");
+            let engine = r.dir.open()?;
+            println!(
+                "Resetting workflow {} to event ID {event_id}",
+                r.workflow_id
+            );
             let h = engine
-                .reset(&workflow_id, run_id.as_deref(), event_id, &reason)
+                .reset(&r.workflow_id, r.run_id.as_deref(), event_id, &reason)
                 .await?;
             println!("New run: {}", h.run_id);
-        }
-        WorkflowCmd::Describe {
-            data_dir,
-            workflow_id,
-            run_id,
-        } => {
-            let engine = Engine::open(EngineConfig::new(data_dir))?;
-            let d = engine.describe(&workflow_id, run_id.as_deref()).await?;
-            print!("{}", describe_block(&d));
         }
     }
     Ok(())
