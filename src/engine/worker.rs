@@ -278,11 +278,39 @@ impl Worker {
         });
         let s = shared.clone();
         tokio::spawn(shared.cancel.clone().run_until_cancelled_owned(async move {
-            s.workflow_loop().await;
+            let slots = s.options.max_concurrent_workflow_tasks;
+            s.serve(
+                slots,
+                "workflow task",
+                |me| {
+                    async move {
+                        me.engine
+                            .poll_workflow_task(&me.options.task_queue, &me.options.identity)
+                            .await
+                    }
+                    .boxed()
+                },
+                |me, task| async move { me.run_workflow_task(task).await }.boxed(),
+            )
+            .await;
         }));
         let s = shared.clone();
         tokio::spawn(shared.cancel.clone().run_until_cancelled_owned(async move {
-            s.activity_loop().await;
+            let slots = s.options.max_concurrent_activities;
+            s.serve(
+                slots,
+                "activity task",
+                |me| {
+                    async move {
+                        me.engine
+                            .poll_activity_task(&me.options.task_queue, &me.options.identity)
+                            .await
+                    }
+                    .boxed()
+                },
+                |me, task| async move { me.run_activity(task).await }.boxed(),
+            )
+            .await;
         }));
         let s = shared.clone();
         tokio::spawn(shared.cancel.clone().run_until_cancelled_owned(async move {
@@ -354,29 +382,31 @@ fn panic_message(panic: Box<dyn std::any::Any + Send>) -> String {
 }
 
 impl WorkerShared {
-    async fn workflow_loop(self: Arc<Self>) {
-        let slots = Arc::new(Semaphore::new(
-            self.options.max_concurrent_workflow_tasks.max(1),
-        ));
+    /// Polls with up to `slots` tasks in flight, running each in its own
+    /// task that dies with the worker.
+    async fn serve<T: Send + 'static>(
+        self: Arc<Self>,
+        slots: usize,
+        what: &'static str,
+        poll: impl Fn(Arc<Self>) -> BoxFuture<'static, Result<T, super::error::EngineError>>,
+        handle: impl Fn(Arc<Self>, T) -> BoxFuture<'static, ()>,
+    ) {
+        let slots = Arc::new(Semaphore::new(slots.max(1)));
         loop {
             let Ok(permit) = slots.clone().acquire_owned().await else {
                 return;
             };
-            let task = match self
-                .engine
-                .poll_workflow_task(&self.options.task_queue, &self.options.identity)
-                .await
-            {
+            let task = match poll(self.clone()).await {
                 Ok(t) => t,
                 Err(e) => {
-                    tracing::warn!(error = %e, "workflow task poll failed");
+                    tracing::warn!(error = %e, "{what} poll failed");
                     self.engine.clock().sleep(Duration::from_millis(100)).await;
                     continue;
                 }
             };
-            let me = self.clone();
+            let work = handle(self.clone(), task);
             tokio::spawn(self.cancel.clone().run_until_cancelled_owned(async move {
-                me.run_workflow_task(task).await;
+                work.await;
                 drop(permit);
             }));
         }
@@ -562,34 +592,6 @@ impl WorkerShared {
         match inst.activate(&task.history, wt.started_time_ms) {
             Ok(_) => inst.query(&task.query_type, task.args.clone()),
             Err(ActivationError::Nondeterminism(m)) | Err(ActivationError::Panic(m)) => Err(m),
-        }
-    }
-
-    async fn activity_loop(self: Arc<Self>) {
-        let slots = Arc::new(Semaphore::new(
-            self.options.max_concurrent_activities.max(1),
-        ));
-        loop {
-            let Ok(permit) = slots.clone().acquire_owned().await else {
-                return;
-            };
-            let task = match self
-                .engine
-                .poll_activity_task(&self.options.task_queue, &self.options.identity)
-                .await
-            {
-                Ok(t) => t,
-                Err(e) => {
-                    tracing::warn!(error = %e, "activity task poll failed");
-                    self.engine.clock().sleep(Duration::from_millis(100)).await;
-                    continue;
-                }
-            };
-            let me = self.clone();
-            tokio::spawn(self.cancel.clone().run_until_cancelled_owned(async move {
-                me.run_activity(task).await;
-                drop(permit);
-            }));
         }
     }
 
