@@ -17,15 +17,7 @@ use holdfast::engine::{
 const QUEUE: &str = "lab";
 
 async fn start(engine: &Engine, id: &str, ty: &str) {
-    engine
-        .start_workflow(StartWorkflowOptions::new(
-            id,
-            ty,
-            QUEUE,
-            Payload::from_value(&()).unwrap(),
-        ))
-        .await
-        .unwrap();
+    common::start(engine, id, ty, QUEUE, ()).await;
 }
 
 /// Cancelled while sleeping 60 s: CancelRequested, a workflow task, then
@@ -179,29 +171,31 @@ async fn f_workflow_task_failure_mid() {
     assert_eq!(wt.attempt, 6, "attempt after 40 s");
 }
 
+/// Version 1 of `NdWf`: an activity, then wait for `signal`.
+fn v1_activity_then_signal(
+    engine: &Engine,
+    signal: &'static str,
+) -> holdfast::engine::WorkerHandle {
+    let mut v1 = Worker::new(engine, WorkerOptions::new(QUEUE, "lab-worker-v1"));
+    v1.register_workflow("NdWf", move |ctx: WfContext, _: ()| async move {
+        let o = activity_options().start_to_close(Duration::from_secs(5));
+        let _: String = ctx.activity("step", &"a", o).await?;
+        ctx.signal_channel::<serde_json::Value>(signal).recv().await;
+        Ok::<_, WorkflowError>("v1 done".to_string())
+    });
+    v1.register_activity("step", |_: ActivityContext, s: String| async move {
+        Ok::<_, ApplicationError>(s)
+    });
+    v1.start()
+}
+
 /// v1 ran an activity then waited for a signal; v2 starts with a timer. The
 /// signal triggers a workflow task that fails NON_DETERMINISTIC, naming the
 /// event (Temporal's sticky-queue events are not modelled and are ignored).
 #[tokio::test(start_paused = true)]
 async fn f2_nondeterminism_workflow_task_failed() {
     let (engine, _dir) = virtual_engine();
-    let mut v1 = Worker::new(&engine, WorkerOptions::new(QUEUE, "lab-worker-v1"));
-    v1.register_workflow("NdWf", |ctx: WfContext, _: ()| async move {
-        let _: String = ctx
-            .activity(
-                "step",
-                &"a",
-                activity_options().start_to_close(Duration::from_secs(5)),
-            )
-            .await?;
-        let go = ctx.signal_channel::<String>("go");
-        let v = go.recv().await;
-        Ok::<_, WorkflowError>(v)
-    });
-    v1.register_activity("step", |_: ActivityContext, s: String| async move {
-        Ok::<_, ApplicationError>(s)
-    });
-    let v1 = v1.start();
+    let v1 = v1_activity_then_signal(&engine, "go");
     start(&engine, "nd-wf", "NdWf").await;
     tokio::time::sleep(Duration::from_secs(1)).await;
     v1.kill();
@@ -429,24 +423,7 @@ async fn continue_as_new_chain() {
 #[tokio::test(start_paused = true)]
 async fn reset_first_workflow_task_new_run() {
     let (engine, _dir) = virtual_engine();
-    let mut v1 = Worker::new(&engine, WorkerOptions::new(QUEUE, "lab-worker-v1"));
-    v1.register_workflow("NdWf", |ctx: WfContext, _: ()| async move {
-        let _: String = ctx
-            .activity(
-                "step",
-                &"a",
-                activity_options().start_to_close(Duration::from_secs(5)),
-            )
-            .await?;
-        ctx.signal_channel::<serde_json::Value>("proceed")
-            .recv()
-            .await;
-        Ok::<_, WorkflowError>("v1 done".to_string())
-    });
-    v1.register_activity("step", |_: ActivityContext, s: String| async move {
-        Ok::<_, ApplicationError>(s)
-    });
-    let v1 = v1.start();
+    let v1 = v1_activity_then_signal(&engine, "proceed");
     let old = engine
         .start_workflow(StartWorkflowOptions::new(
             "nd-wf2",

@@ -13,22 +13,14 @@ use std::time::Duration;
 use common::{signature_of, signature_of_reference, virtual_engine};
 use holdfast::engine::{
     ActivityContext, ApplicationError, Engine, Payload, PendingActivityState, RetryPolicy,
-    StartWorkflowOptions, WfContext, Worker, WorkerHandle, WorkerOptions, WorkflowError,
-    WorkflowOutcome, activity_options,
+    WfContext, Worker, WorkerHandle, WorkerOptions, WorkflowError, WorkflowOutcome,
+    activity_options,
 };
 
 const QUEUE: &str = "lab";
 
 async fn start(engine: &Engine, id: &str, ty: &str, input: serde_json::Value) {
-    engine
-        .start_workflow(StartWorkflowOptions::new(
-            id,
-            ty,
-            QUEUE,
-            Payload::from_value(&input).unwrap(),
-        ))
-        .await
-        .expect("start");
+    common::start(engine, id, ty, QUEUE, input).await;
 }
 
 async fn assert_matches_reference(engine: &Engine, id: &str, reference: &str) {

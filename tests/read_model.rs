@@ -37,15 +37,7 @@ fn worker(engine: &Engine) -> holdfast::engine::WorkerHandle {
 }
 
 async fn start(engine: &Engine, id: &str, fail: bool) {
-    engine
-        .start_workflow(StartWorkflowOptions::new(
-            id,
-            "Echo",
-            "q",
-            Payload::from_value(&fail).unwrap(),
-        ))
-        .await
-        .unwrap();
+    common::start(engine, id, "Echo", "q", fail).await;
 }
 
 /// List returns runs newest first, filters by status, and pages without

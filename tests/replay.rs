@@ -13,8 +13,8 @@ use std::time::Duration;
 use common::virtual_engine;
 use holdfast::engine::{
     ActivityContext, ApplicationError, Engine, EventAttributes, EventType, Payload, RetryPolicy,
-    StartWorkflowOptions, WfContext, Worker, WorkerHandle, WorkerOptions, WorkflowError,
-    WorkflowExecutionStatus, WorkflowOutcome, WorkflowTaskFailedCause, activity_options,
+    WfContext, Worker, WorkerHandle, WorkerOptions, WorkflowError, WorkflowExecutionStatus,
+    WorkflowOutcome, WorkflowTaskFailedCause, activity_options,
 };
 
 const QUEUE: &str = "lab";
@@ -24,15 +24,7 @@ fn opts() -> holdfast::engine::ActivityOptions {
 }
 
 async fn start(engine: &Engine, id: &str, ty: &str, input: serde_json::Value) {
-    engine
-        .start_workflow(StartWorkflowOptions::new(
-            id,
-            ty,
-            QUEUE,
-            Payload::from_value(&input).unwrap(),
-        ))
-        .await
-        .expect("start");
+    common::start(engine, id, ty, QUEUE, input).await;
 }
 
 /// Waits (on the virtual clock) until `pred` holds for the run's history.

@@ -8,8 +8,8 @@ use std::time::Duration;
 
 use common::{signature_of, signature_of_reference, virtual_engine};
 use holdfast::engine::{
-    Engine, EngineError, EventType, Payload, StartWorkflowOptions, WfContext, Worker, WorkerHandle,
-    WorkerOptions, WorkflowError, WorkflowOutcome,
+    Engine, EngineError, EventType, Payload, WfContext, Worker, WorkerHandle, WorkerOptions,
+    WorkflowError, WorkflowOutcome,
 };
 
 const QUEUE: &str = "lab";
@@ -37,15 +37,7 @@ fn worker(engine: &Engine, identity: &str) -> WorkerHandle {
 }
 
 async fn start(engine: &Engine, id: &str, ty: &str) {
-    engine
-        .start_workflow(StartWorkflowOptions::new(
-            id,
-            ty,
-            QUEUE,
-            Payload::from_value(&()).unwrap(),
-        ))
-        .await
-        .unwrap();
+    common::start(engine, id, ty, QUEUE, ()).await;
 }
 
 /// (d) A 2 s timer: TimerStarted, TimerFired 2 s later, then completion (10 events).

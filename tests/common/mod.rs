@@ -165,3 +165,22 @@ pub fn signature_of(events: &[HistoryEvent]) -> Vec<String> {
         })
         .collect()
 }
+
+/// Starts a workflow with a JSON-encodable input; panics if the start is refused.
+pub async fn start(
+    engine: &holdfast::engine::Engine,
+    id: &str,
+    workflow_type: &str,
+    task_queue: &str,
+    input: impl serde::Serialize,
+) -> holdfast::engine::RunHandle {
+    engine
+        .start_workflow(holdfast::engine::StartWorkflowOptions::new(
+            id,
+            workflow_type,
+            task_queue,
+            holdfast::engine::Payload::from_value(&input).expect("encode input"),
+        ))
+        .await
+        .expect("start")
+}
