@@ -14,6 +14,21 @@ use holdfast::engine::{
 };
 use serde::Deserialize;
 
+/// Runs `holdfast workflow list` on `data`, expecting it to fail with one
+/// line on stderr and no panic; returns that line.
+fn cli_list_error(data: &std::path::Path) -> String {
+    let out = bin()
+        .args(["workflow", "list", "--data-dir"])
+        .arg(data)
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr).to_string();
+    assert_eq!(err.trim().lines().count(), 1, "one line: {err}");
+    assert!(!err.contains("panicked"), "{err}");
+    err
+}
+
 fn bin() -> Command {
     Command::new(env!("CARGO_BIN_EXE_holdfast"))
 }
@@ -25,17 +40,9 @@ async fn locked_data_dir_is_refused_by_a_second_process() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
     let engine = Engine::open(EngineConfig::new(&data)).unwrap();
-    let out = bin()
-        .args(["workflow", "list", "--data-dir"])
-        .arg(&data)
-        .output()
-        .unwrap();
-    assert!(!out.status.success());
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(err.trim().lines().count(), 1, "one line: {err}");
+    let err = cli_list_error(&data);
     assert!(err.contains("in use by another holdfast process"), "{err}");
     assert!(err.contains(&data.display().to_string()), "{err}");
-    assert!(!err.contains("panicked"), "{err}");
     // The first process still works.
     engine.list(&Default::default(), 10, None).await.unwrap();
 }
@@ -65,14 +72,7 @@ fn garbage_data_dir_is_refused_and_left_untouched() {
     assert_eq!(snapshot(&data), before, "the data dir was modified");
 
     // The CLI says the same in one line, with no stack trace.
-    let out = bin()
-        .args(["workflow", "list", "--data-dir"])
-        .arg(&data)
-        .output()
-        .unwrap();
-    assert!(!out.status.success());
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(err.trim().lines().count(), 1, "one line: {err}");
+    let err = cli_list_error(&data);
     assert!(err.contains("damaged"), "{err}");
     assert_eq!(snapshot(&data), before);
 }
