@@ -1,4 +1,5 @@
 //! holdfast: a durable-execution engine you can watch fail and recover.
 
+pub mod apps;
 pub mod cli;
 pub mod engine;

@@ -6,13 +6,10 @@
 
 use std::time::Duration;
 
-use serde::{Deserialize, Serialize};
-
 use super::render;
+use crate::apps::bank::{self, Bank, DepositCode, PaymentDetails, QUEUE, WORKFLOW_ID};
 use crate::engine::{
-    ActivityContext, ApplicationError, Clock, Engine, EngineConfig, EngineError, Payload,
-    RetryPolicy, StartWorkflowOptions, WfContext, Worker, WorkerOptions, WorkflowError,
-    WorkflowExecutionStatus, activity_options,
+    Clock, Engine, EngineConfig, EngineError, Worker, WorkerOptions, WorkflowExecutionStatus,
 };
 
 #[derive(clap::Args, Debug, Clone)]
@@ -38,79 +35,25 @@ impl Default for DemoArgs {
     }
 }
 
-/// The tutorial's `PaymentDetails`.
-#[derive(Serialize, Deserialize, Debug, Clone)]
-pub struct PaymentDetails {
-    pub source_account: String,
-    pub target_account: String,
-    pub amount: u64,
-    pub reference_id: String,
-}
-
-pub const QUEUE: &str = "TRANSFER_MONEY_TASK_QUEUE";
-pub const WORKFLOW_ID: &str = "pay-invoice-701";
-
-async fn money_transfer(ctx: WfContext, p: PaymentDetails) -> Result<String, WorkflowError> {
-    let policy = RetryPolicy {
-        maximum_interval: Duration::from_secs(2),
-        maximum_attempts: 5,
-        non_retryable_error_types: vec![
-            "InvalidAccountError".into(),
-            "InsufficientFundsError".into(),
-        ],
-        ..RetryPolicy::default()
-    };
-    let opts = activity_options()
-        .start_to_close(Duration::from_secs(5))
-        .retry(policy);
-    let w: String = ctx.activity("withdraw", &p, opts.clone()).await?;
-    let d: String = ctx.activity("deposit", &p, opts).await?;
-    Ok(format!("Transfer complete (transaction IDs: {w}, {d})"))
-}
-
 pub async fn run(args: DemoArgs) -> Result<(), Box<dyn std::error::Error>> {
     let engine = Engine::open(EngineConfig::new(&args.data_dir).clock(Clock::scaled(args.speed)))?;
+    let bank = Bank::open(&engine)?;
     let failures = args.deposit_failures;
+    let code = if failures > 0 {
+        DepositCode::Buggy
+    } else {
+        DepositCode::Fixed
+    };
     let mut w = Worker::new(
         &engine,
         WorkerOptions::new(QUEUE, format!("{}@demo", std::process::id())),
     );
-    w.register_workflow("MoneyTransfer", money_transfer);
-    w.register_activity(
-        "withdraw",
-        |_: ActivityContext, p: PaymentDetails| async move {
-            Ok::<_, ApplicationError>(format!("W-{}-withdrawal", p.reference_id))
-        },
-    );
-    w.register_activity(
-        "deposit",
-        move |ctx: ActivityContext, p: PaymentDetails| async move {
-            if ctx.attempt <= failures {
-                return Err(ApplicationError::retryable(
-                    "ValueError",
-                    "This deposit has failed.",
-                ));
-            }
-            Ok(format!("D-{}-deposit", p.reference_id))
-        },
-    );
-    let _worker = w.start();
+    bank::register(&engine, &mut w, &bank, code);
+    let worker = w.start();
 
-    let details = PaymentDetails {
-        source_account: "85-150".into(),
-        target_account: "43-812".into(),
-        amount: 250,
-        reference_id: "12345".into(),
-    };
-    let start = engine
-        .start_workflow(StartWorkflowOptions::new(
-            WORKFLOW_ID,
-            "MoneyTransfer",
-            QUEUE,
-            Payload::from_value(&details)?,
-        ))
-        .await;
-    match start {
+    // Retried without limit while the bug is in, as the tutorial's exercise.
+    let details = PaymentDetails::tutorial().with_maximum_attempts(0);
+    match bank::start_transfer(&engine, WORKFLOW_ID, &details).await {
         Ok(h) => println!("Started workflow {} (run {})", h.workflow_id, h.run_id),
         Err(EngineError::AlreadyStarted { run_id, .. }) => {
             println!("Workflow {WORKFLOW_ID} is already running (run {run_id}); resuming it")
@@ -118,18 +61,53 @@ pub async fn run(args: DemoArgs) -> Result<(), Box<dyn std::error::Error>> {
         Err(e) => return Err(e.into()),
     }
     println!(
-        "Clock: {}x; the deposit fails {failures} time(s) before it works.\n",
+        "Clock: {}x. The worker runs the buggy deposit; after {failures} failed attempt(s) the fixed one is swapped in.\n",
         args.speed
     );
+    if code == DepositCode::Buggy {
+        wait_for_failed_deposits(&engine, failures).await?;
+        bank::swap_deposit(&worker, &bank, DepositCode::Fixed);
+        println!(
+            "Deposit failed {failures} time(s): swapped the fixed deposit into the running worker.\n"
+        );
+    }
     let outcome = engine.result(WORKFLOW_ID, None).await?;
     let history = engine.history(WORKFLOW_ID, None).await?;
     print!("{}", render::history_table(&history));
     let desc = engine.describe(WORKFLOW_ID, None).await?;
     println!();
     print!("{}", render::results_block(&desc.info, &outcome));
+    println!("\nBalances:");
+    for a in bank.accounts()? {
+        println!("  {:<8} {:>8}", a.number, a.balance);
+    }
     if desc.info.status != WorkflowExecutionStatus::Completed {
         return Err("the transfer did not complete".into());
     }
     println!("\nData directory: {}", args.data_dir.display());
     Ok(())
+}
+
+/// Waits until the deposit has failed `n` times (or the run is no longer running).
+async fn wait_for_failed_deposits(engine: &Engine, n: u32) -> Result<(), EngineError> {
+    let mut changes = engine.subscribe();
+    loop {
+        let d = engine.describe(WORKFLOW_ID, None).await?;
+        if d.info.status != WorkflowExecutionStatus::Running {
+            return Ok(());
+        }
+        let failed = d
+            .pending_activities
+            .iter()
+            .find(|a| a.activity_type == "deposit")
+            .map(|a| a.attempt.saturating_sub(1))
+            .unwrap_or(0);
+        if failed >= n {
+            return Ok(());
+        }
+        tokio::select! {
+            _ = changes.recv() => {}
+            _ = tokio::time::sleep(Duration::from_millis(20)) => {}
+        }
+    }
 }

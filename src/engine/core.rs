@@ -166,6 +166,11 @@ impl Engine {
         &self.inner.store
     }
 
+    /// An application's own tree in the engine's database (see [`Store::app_tree`]).
+    pub fn app_tree(&self, name: &str) -> Result<sled::Tree, StoreError> {
+        self.inner.store.app_tree(name)
+    }
+
     /// Committed transitions since open.
     pub fn transition_count(&self) -> u64 {
         self.inner.transitions.load(Ordering::Relaxed)

@@ -256,6 +256,19 @@ impl Store {
         &self.path
     }
 
+    /// A tree of its own in the same database for an application's data (a
+    /// bank's accounts, say), so it lives and is flushed beside the engine's.
+    /// The engine's own tree and sled's internal names are refused.
+    pub fn app_tree(&self, name: &str) -> Result<sled::Tree, StoreError> {
+        if name.is_empty() || name == "engine" || name.starts_with("__") {
+            return Err(StoreError::Io {
+                path: self.path.display().to_string(),
+                detail: format!("{name:?} is not a name an application's tree may have"),
+            });
+        }
+        self.db.open_tree(name).map_err(|e| self.err(e))
+    }
+
     fn err(&self, e: sled::Error) -> StoreError {
         StoreError::from_sled(&self.path.display().to_string(), e)
     }

@@ -1,0 +1,319 @@
+//! The bank's books, in a sled tree of their own beside the engine's.
+//!
+//! Keys: `a/<account>` → balance (i64, big-endian); `r/<reference>` → the
+//! journal entry a reference produced (the idempotency index); `j/<seq>` →
+//! the journal, one entry per movement of money, in order; `n` → the next
+//! journal number. Every operation is one sled transaction, flushed before
+//! it returns, so a reported transaction id is on disk.
+
+use serde::{Deserialize, Serialize};
+
+use crate::engine::{Engine, Store, decode, encode};
+
+/// The tutorial's two accounts, then six more so transfers have somewhere to go.
+pub const SEED_ACCOUNTS: &[(&str, i64)] = &[
+    ("85-150", 2000),
+    ("43-812", 0),
+    ("61-224", 500),
+    ("27-903", 1200),
+    ("90-417", 75),
+    ("12-358", 10_000),
+    ("58-641", 300),
+    ("77-005", 4_500),
+];
+
+const TREE: &str = "bank";
+const NEXT_KEY: &[u8] = b"n";
+
+/// One movement of money: a withdrawal (negative delta) or a deposit
+/// (positive; refunds are deposits back into the source account).
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+pub struct JournalEntry {
+    pub seq: u64,
+    /// `<reference id>-withdrawal`, `-deposit` or `-refund`.
+    pub reference: String,
+    pub account: String,
+    pub delta: i64,
+    pub transaction_id: String,
+}
+
+#[derive(thiserror::Error, Debug, Clone, PartialEq, Eq)]
+pub enum BankError {
+    #[error("The account {account} has insufficient funds to complete this transaction.")]
+    InsufficientFunds { account: String },
+    #[error("The account number {account} is invalid.")]
+    InvalidAccount { account: String },
+    /// The tutorial's bug: `deposit_that_fails`.
+    #[error("This deposit has failed.")]
+    DepositFailed,
+    #[error("The amount {amount} is invalid: amounts are whole numbers above zero.")]
+    InvalidAmount { amount: i64 },
+    #[error("The account {account} cannot hold that much: its balance would overflow.")]
+    Overflow { account: String },
+    #[error("The reference {reference} was already used for a different transaction ({existing}).")]
+    ReferenceReused { reference: String, existing: String },
+    #[error("The bank's storage failed: {0}")]
+    Storage(String),
+}
+
+impl BankError {
+    /// The error type a workflow sees, as the tutorial's Python classes name them.
+    pub fn error_type(&self) -> &'static str {
+        match self {
+            BankError::InsufficientFunds { .. } => "InsufficientFundsError",
+            BankError::InvalidAccount { .. } => "InvalidAccountError",
+            BankError::DepositFailed => "ValueError",
+            BankError::InvalidAmount { .. } => "InvalidAmountError",
+            BankError::Overflow { .. } => "OverflowError",
+            BankError::ReferenceReused { .. } => "ReferenceReusedError",
+            BankError::Storage(_) => "BankUnavailableError",
+        }
+    }
+}
+
+fn storage<E: std::fmt::Display>(e: E) -> BankError {
+    BankError::Storage(e.to_string())
+}
+
+fn account_key(account: &str) -> Vec<u8> {
+    format!("a/{account}").into_bytes()
+}
+
+fn reference_key(reference: &str) -> Vec<u8> {
+    format!("r/{reference}").into_bytes()
+}
+
+fn journal_key(seq: u64) -> Vec<u8> {
+    let mut k = b"j/".to_vec();
+    k.extend_from_slice(&seq.to_be_bytes());
+    k
+}
+
+fn balance_of(bytes: &[u8]) -> Result<i64, BankError> {
+    <[u8; 8]>::try_from(bytes)
+        .map(i64::from_be_bytes)
+        .map_err(|_| BankError::Storage("a balance is damaged".into()))
+}
+
+fn entry_of(bytes: &[u8]) -> Result<JournalEntry, BankError> {
+    decode(bytes, &|| "a bank journal entry".to_string()).map_err(storage)
+}
+
+/// `W-1b4e28ba-2fa1-4d2b-883f-0016d3cca427`: a prefix and a random UUID (v4), as the tutorial's ids.
+fn transaction_id(prefix: &str) -> String {
+    let mut b = fastrand::u128(..).to_be_bytes();
+    b[6] = (b[6] & 0x0f) | 0x40;
+    b[8] = (b[8] & 0x3f) | 0x80;
+    let h: String = b.iter().map(|x| format!("{x:02x}")).collect();
+    format!(
+        "{prefix}-{}-{}-{}-{}-{}",
+        &h[0..8],
+        &h[8..12],
+        &h[12..16],
+        &h[16..20],
+        &h[20..32]
+    )
+}
+
+/// The bank. Cheap to clone.
+#[derive(Clone)]
+pub struct Bank {
+    tree: sled::Tree,
+}
+
+impl std::fmt::Debug for Bank {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Bank").finish_non_exhaustive()
+    }
+}
+
+/// An account and its balance.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Account {
+    pub number: String,
+    pub balance: i64,
+}
+
+impl Bank {
+    /// The bank beside a running engine, seeded with [`SEED_ACCOUNTS`] the first time.
+    pub fn open(engine: &Engine) -> Result<Bank, BankError> {
+        Bank::from_tree(engine.app_tree(TREE).map_err(storage)?)
+    }
+
+    /// The bank in a store opened without an engine (the crash tests' checker).
+    pub fn open_in(store: &Store) -> Result<Bank, BankError> {
+        Bank::from_tree(store.app_tree(TREE).map_err(storage)?)
+    }
+
+    fn from_tree(tree: sled::Tree) -> Result<Bank, BankError> {
+        let bank = Bank { tree };
+        if bank.tree.get(NEXT_KEY).map_err(storage)?.is_none() {
+            bank.tree
+                .transaction(|tx| {
+                    if tx.get(NEXT_KEY)?.is_none() {
+                        for (number, balance) in SEED_ACCOUNTS {
+                            tx.insert(account_key(number), &balance.to_be_bytes()[..])?;
+                        }
+                        tx.insert(NEXT_KEY, &1u64.to_be_bytes()[..])?;
+                    }
+                    Ok::<_, sled::transaction::ConflictableTransactionError<BankError>>(())
+                })
+                .map_err(storage)?;
+            bank.tree.flush().map_err(storage)?;
+        }
+        Ok(bank)
+    }
+
+    /// Takes `amount` out of `account` under `reference`. A repeat of a
+    /// reference returns the first transaction id and moves no money.
+    pub async fn withdraw(
+        &self,
+        account: &str,
+        amount: i64,
+        reference: &str,
+    ) -> Result<String, BankError> {
+        self.apply(account, amount.checked_neg(), amount, reference, "W")
+            .await
+    }
+
+    /// Puts `amount` into `account` under `reference`; idempotent like withdraw.
+    pub async fn deposit(
+        &self,
+        account: &str,
+        amount: i64,
+        reference: &str,
+    ) -> Result<String, BankError> {
+        self.apply(account, Some(amount), amount, reference, "D")
+            .await
+    }
+
+    /// The tutorial's bug: checks the account, then fails, every time.
+    pub async fn deposit_that_fails(
+        &self,
+        account: &str,
+        _amount: i64,
+        _reference: &str,
+    ) -> Result<String, BankError> {
+        self.account(account)?;
+        Err(BankError::DepositFailed)
+    }
+
+    async fn apply(
+        &self,
+        account: &str,
+        delta: Option<i64>,
+        amount: i64,
+        reference: &str,
+        prefix: &str,
+    ) -> Result<String, BankError> {
+        let delta = match delta {
+            Some(d) if amount > 0 => d,
+            _ => return Err(BankError::InvalidAmount { amount }),
+        };
+        use sled::transaction::ConflictableTransactionError::Abort;
+        let outcome = self.tree.transaction(|tx| {
+            if let Some(v) = tx.get(reference_key(reference))? {
+                let first = entry_of(&v).map_err(Abort)?;
+                if first.account != account || first.delta != delta {
+                    return Err(Abort(BankError::ReferenceReused {
+                        reference: reference.to_string(),
+                        existing: first.transaction_id,
+                    }));
+                }
+                return Ok(first.transaction_id);
+            }
+            let balance = match tx.get(account_key(account))? {
+                Some(v) => balance_of(&v).map_err(Abort)?,
+                None => {
+                    return Err(Abort(BankError::InvalidAccount {
+                        account: account.to_string(),
+                    }));
+                }
+            };
+            let after = balance.checked_add(delta).ok_or_else(|| {
+                Abort(BankError::Overflow {
+                    account: account.to_string(),
+                })
+            })?;
+            if after < 0 {
+                return Err(Abort(BankError::InsufficientFunds {
+                    account: account.to_string(),
+                }));
+            }
+            let seq = match tx.get(NEXT_KEY)? {
+                Some(v) => balance_of(&v).map_err(Abort)? as u64,
+                None => 1,
+            };
+            let entry = JournalEntry {
+                seq,
+                reference: reference.to_string(),
+                account: account.to_string(),
+                delta,
+                transaction_id: transaction_id(prefix),
+            };
+            let bytes = encode(&entry).map_err(|e| Abort(storage(e)))?;
+            tx.insert(account_key(account), &after.to_be_bytes()[..])?;
+            tx.insert(reference_key(reference), bytes.clone())?;
+            tx.insert(journal_key(seq), bytes)?;
+            tx.insert(NEXT_KEY, &(seq + 1).to_be_bytes()[..])?;
+            Ok(entry.transaction_id)
+        });
+        let id = outcome.map_err(|e| match e {
+            sled::transaction::TransactionError::Abort(b) => b,
+            sled::transaction::TransactionError::Storage(s) => storage(s),
+        })?;
+        // Durable before anyone is told. A blocking flush on tokio's blocking
+        // pool (as the engine's own): under the virtual clock, time does not
+        // jump while it runs.
+        let tree = self.tree.clone();
+        tokio::task::spawn_blocking(move || tree.flush())
+            .await
+            .map_err(storage)?
+            .map_err(storage)?;
+        Ok(id)
+    }
+
+    /// The balance of one account, or InvalidAccountError.
+    pub fn account(&self, number: &str) -> Result<Account, BankError> {
+        match self.tree.get(account_key(number)).map_err(storage)? {
+            Some(v) => Ok(Account {
+                number: number.to_string(),
+                balance: balance_of(&v)?,
+            }),
+            None => Err(BankError::InvalidAccount {
+                account: number.to_string(),
+            }),
+        }
+    }
+
+    /// Every account, by number.
+    pub fn accounts(&self) -> Result<Vec<Account>, BankError> {
+        self.tree
+            .scan_prefix(b"a/")
+            .map(|kv| {
+                let (k, v) = kv.map_err(storage)?;
+                Ok(Account {
+                    number: String::from_utf8_lossy(&k[2..]).into_owned(),
+                    balance: balance_of(&v)?,
+                })
+            })
+            .collect()
+    }
+
+    /// Every movement of money, oldest first.
+    pub fn journal(&self) -> Result<Vec<JournalEntry>, BankError> {
+        self.tree
+            .scan_prefix(b"j/")
+            .map(|kv| entry_of(&kv.map_err(storage)?.1))
+            .collect()
+    }
+
+    /// The movement a reference produced, if any.
+    pub fn entry(&self, reference: &str) -> Result<Option<JournalEntry>, BankError> {
+        self.tree
+            .get(reference_key(reference))
+            .map_err(storage)?
+            .map(|v| entry_of(&v))
+            .transpose()
+    }
+}
