@@ -1,6 +1,7 @@
 //! The command line: `holdfast` (a headless demo until the TUI lands),
 //! `holdfast bench`, `holdfast workflow …`, and the crash-test child.
 
+mod bank_chaos;
 mod bench;
 mod chaos;
 mod demo;
@@ -36,6 +37,9 @@ pub enum Cmd {
     /// A crash-test workload (run by the crash tests, killed at random instants).
     #[command(hide = true)]
     ChaosChild(ChaosArgs),
+    /// The bank invariant workload (run by the bank crash test, killed at random instants).
+    #[command(hide = true)]
+    BankChaosChild(bank_chaos::BankChaosArgs),
 }
 
 /// The default data directory: `./holdfast-data`.
@@ -62,6 +66,7 @@ pub fn main(cli: Cli) -> ExitCode {
             Cmd::Bench(a) => bench::run(a).await,
             Cmd::Workflow(c) => render::run(c).await,
             Cmd::ChaosChild(a) => chaos::run_child(a).await,
+            Cmd::BankChaosChild(a) => bank_chaos::run_child(a).await,
         }
     });
     match result {
