@@ -3,3 +3,6 @@
 //! research report, and the faults a person or a scenario can switch on.
 
 pub mod bank;
+pub mod faults;
+pub mod files;
+pub mod research;

@@ -143,62 +143,13 @@ fn final_outcome(store: &Store, id: &str) -> (WorkflowExecutionStatus, Option<St
     (run.status, result)
 }
 
-#[test]
-fn bank_books_balance_after_every_kill() {
-    let kills: usize = std::env::var("HOLDFAST_BANK_KILLS")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(30);
-    let seed = std::env::var("HOLDFAST_BANK_SEED")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or_else(|| fastrand::u64(..));
-    eprintln!("bank crash test: {kills} kills, seed {seed} (HOLDFAST_BANK_SEED to repeat)");
-    let mut rng = fastrand::Rng::with_seed(seed);
-    let dir = tempfile::tempdir().unwrap();
-    let data = dir.path().join("data");
-    let mut killed = 0;
-    let mut moved_before = 0;
-    let mut round = 0;
-    // Count only real kills (a child that finished first was not killed).
-    while killed < kills {
-        round += 1;
-        assert!(round <= kills * 4, "only {killed} kills in {round} rounds");
-        let mut c = child(&data, seed).spawn().expect("spawn child");
-        // Anywhere from during open and recovery to well into the transfers.
-        std::thread::sleep(Duration::from_millis(rng.u64(0..=400)));
-        let _ = c.kill(); // SIGKILL
-        let out = c.wait_with_output().expect("wait");
-        if !out.status.success() {
-            killed += 1;
-        }
-        let err = String::from_utf8_lossy(&out.stderr);
-        assert!(
-            !err.contains("panicked"),
-            "round {round}: child panicked: {err}"
-        );
-        if !data.join("db").exists() {
-            continue; // killed before it created the store
-        }
-        let store = Store::open(&data).expect("store reopens after kill -9");
-        let by_ref = check_books(&store, &format!("after kill {round}"));
-        let moved: usize = by_ref.len();
-        assert!(moved >= moved_before, "round {round}: movements were lost");
-        moved_before = moved;
-    }
-    let out = child(&data, seed).output().expect("final child");
-    assert!(
-        out.status.success(),
-        "final child failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let store = Store::open(&data).expect("store opens");
-    let by_ref = check_books(&store, "at the end");
+/// Checks that every transfer ended as it may; returns (completed, failed, refunded).
+fn check_endings(store: &Store, by_ref: &HashMap<String, Movements>) -> (usize, usize, usize) {
     let (mut completed, mut failed, mut refunded) = (0, 0, 0);
     for i in 0..TRANSFERS {
         let id = format!("transfer-{i}");
         let m = by_ref.get(&format!("t{i}"));
-        let (status, result) = final_outcome(&store, &id);
+        let (status, result) = final_outcome(store, &id);
         match status {
             WorkflowExecutionStatus::Completed => {
                 completed += 1;
@@ -226,8 +177,80 @@ fn bank_books_balance_after_every_kill() {
             other => panic!("{id} ended {other:?}"),
         }
     }
+    (completed, failed, refunded)
+}
+
+/// Runs the workload to its end without a kill and checks every ending.
+fn finish_epoch(data: &std::path::Path, seed: u64, totals: &mut (usize, usize, usize)) {
+    let out = child(data, seed).output().expect("final child");
+    assert!(
+        out.status.success(),
+        "final child failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let store = Store::open(data).expect("store opens");
+    let by_ref = check_books(&store, "at the end");
+    let (c, f, r) = check_endings(&store, &by_ref);
+    totals.0 += c;
+    totals.1 += f;
+    totals.2 += r;
+}
+
+#[test]
+fn bank_books_balance_after_every_kill() {
+    let kills: usize = std::env::var("HOLDFAST_BANK_KILLS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(30);
+    let seed = std::env::var("HOLDFAST_BANK_SEED")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| fastrand::u64(..));
+    eprintln!("bank crash test: {kills} kills, seed {seed} (HOLDFAST_BANK_SEED to repeat)");
+    let mut rng = fastrand::Rng::with_seed(seed);
+    let dir = tempfile::tempdir().unwrap();
+    // An epoch is one data dir and one run of the workload; once a child
+    // gets to the end before its kill, the epoch is checked and a new one begins.
+    let mut epoch = 0;
+    let mut data = dir.path().join("data-0");
+    let mut totals = (0, 0, 0);
+    let mut killed = 0;
+    let mut moved_before = 0;
+    let mut round = 0;
+    while killed < kills {
+        round += 1;
+        let mut c = child(&data, seed).spawn().expect("spawn child");
+        // Anywhere from during open and recovery to well into the transfers.
+        std::thread::sleep(Duration::from_millis(rng.u64(0..=400)));
+        let _ = c.kill(); // SIGKILL
+        let out = c.wait_with_output().expect("wait");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            !err.contains("panicked"),
+            "round {round}: child panicked: {err}"
+        );
+        if out.status.success() {
+            finish_epoch(&data, seed, &mut totals);
+            epoch += 1;
+            data = dir.path().join(format!("data-{epoch}"));
+            moved_before = 0;
+            continue;
+        }
+        killed += 1;
+        if !data.join("db").exists() {
+            continue; // killed before it created the store
+        }
+        let store = Store::open(&data).expect("store reopens after kill -9");
+        let by_ref = check_books(&store, &format!("after kill {round}"));
+        let moved: usize = by_ref.len();
+        assert!(moved >= moved_before, "round {round}: movements were lost");
+        moved_before = moved;
+    }
+    finish_epoch(&data, seed, &mut totals);
+    let (completed, failed, refunded) = totals;
     eprintln!(
-        "bank crash test: {killed} kills in {round} rounds; {completed} transfers completed, {failed} failed ({refunded} of them refunded)"
+        "bank crash test: {killed} kills in {round} rounds over {} epochs; {completed} transfers completed, {failed} failed ({refunded} of them refunded)",
+        epoch + 1
     );
     assert!(completed > 0 && refunded > 0, "both endings were exercised");
 }

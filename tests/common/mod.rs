@@ -3,6 +3,8 @@
 
 #![allow(dead_code)]
 
+pub mod llm_server;
+
 use std::path::PathBuf;
 
 use holdfast::engine::{Clock, Engine, EngineConfig, HistoryEvent};

@@ -1,0 +1,335 @@
+//! The model behind `llm_call`: any OpenAI-compatible chat completions
+//! endpoint over HTTP, or, with none configured, a built-in offline model
+//! that says so. The API key lives only here: it is sent as a bearer token
+//! and never enters an activity's input or result, an error, a log line or
+//! the screen.
+
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+/// `LLM_BASE_URL` when unset but a key is given.
+pub const DEFAULT_BASE_URL: &str = "https://api.openai.com/v1";
+/// `LLM_MODEL` when unset (the tutorial's).
+pub const DEFAULT_MODEL: &str = "gpt-4o";
+/// What the offline model calls itself, on screen and in the report.
+pub const OFFLINE_LABEL: &str = "holdfast offline model (no LLM configured)";
+
+/// An API key. Shown as `***` by `Debug` and `Display`.
+#[derive(Clone)]
+pub struct ApiKey(String);
+
+impl ApiKey {
+    pub fn new(key: impl Into<String>) -> Self {
+        ApiKey(key.into())
+    }
+}
+
+impl std::fmt::Debug for ApiKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("ApiKey(***)")
+    }
+}
+
+impl std::fmt::Display for ApiKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("***")
+    }
+}
+
+/// Where the model is.
+#[derive(Clone, Debug)]
+pub struct LlmConfig {
+    pub base_url: String,
+    pub api_key: Option<ApiKey>,
+    pub model: String,
+    /// How long one request may take (inside the activity's 30 s).
+    pub timeout: Duration,
+}
+
+impl LlmConfig {
+    pub fn new(base_url: impl Into<String>, model: impl Into<String>) -> Self {
+        LlmConfig {
+            base_url: base_url.into(),
+            api_key: None,
+            model: model.into(),
+            timeout: Duration::from_secs(25),
+        }
+    }
+
+    pub fn api_key(mut self, key: impl Into<String>) -> Self {
+        self.api_key = Some(ApiKey::new(key));
+        self
+    }
+
+    /// From `LLM_BASE_URL`, `LLM_API_KEY` and `LLM_MODEL`; `None` (the
+    /// offline model) when neither a base URL nor a key is set. A base URL
+    /// alone is a local server that needs no key (Ollama, llama.cpp).
+    pub fn from_env() -> Option<LlmConfig> {
+        let get = |k: &str| std::env::var(k).ok().filter(|v| !v.trim().is_empty());
+        let base = get("LLM_BASE_URL");
+        let key = get("LLM_API_KEY");
+        if base.is_none() && key.is_none() {
+            return None;
+        }
+        let mut c = LlmConfig::new(
+            base.unwrap_or_else(|| DEFAULT_BASE_URL.into()),
+            get("LLM_MODEL").unwrap_or_else(|| DEFAULT_MODEL.into()),
+        );
+        c.api_key = key.map(ApiKey::new);
+        Some(c)
+    }
+
+    fn endpoint(&self) -> String {
+        format!("{}/chat/completions", self.base_url.trim_end_matches('/'))
+    }
+}
+
+/// A failed call: whether a retry may help, and what to tell a person.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LlmError {
+    pub error_type: &'static str,
+    pub message: String,
+    pub retryable: bool,
+}
+
+impl std::fmt::Display for LlmError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}: {}", self.error_type, self.message)
+    }
+}
+
+impl std::error::Error for LlmError {}
+
+/// What the model said, and which model said it.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+pub struct Completion {
+    pub content: String,
+    /// `gpt-4o via https://api.openai.com/v1`, or [`OFFLINE_LABEL`].
+    pub model: String,
+    pub offline: bool,
+}
+
+#[derive(Serialize)]
+struct ChatRequest<'a> {
+    model: &'a str,
+    messages: [ChatMessage<'a>; 1],
+}
+
+#[derive(Serialize)]
+struct ChatMessage<'a> {
+    role: &'a str,
+    content: &'a str,
+}
+
+// Lenient: OpenAI-compatible servers differ in everything but this.
+#[derive(Deserialize)]
+struct ChatResponse {
+    #[serde(default)]
+    choices: Vec<Choice>,
+}
+
+#[derive(Deserialize)]
+struct Choice {
+    #[serde(default)]
+    message: Option<ResponseMessage>,
+}
+
+#[derive(Deserialize)]
+struct ResponseMessage {
+    #[serde(default)]
+    content: Option<String>,
+}
+
+/// The model `llm_call` uses.
+#[derive(Clone, Debug)]
+pub enum Llm {
+    Offline,
+    Http {
+        config: LlmConfig,
+        client: reqwest::Client,
+    },
+}
+
+impl Llm {
+    /// The endpoint from the environment, or the offline model.
+    pub fn from_env() -> Result<Llm, LlmError> {
+        match LlmConfig::from_env() {
+            Some(c) => Llm::http(c),
+            None => Ok(Llm::Offline),
+        }
+    }
+
+    pub fn http(config: LlmConfig) -> Result<Llm, LlmError> {
+        // reqwest is built with rustls and no provider of its own: ring.
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let client = reqwest::Client::builder()
+            .timeout(config.timeout)
+            .build()
+            .map_err(|e| LlmError {
+                error_type: "LlmConfigError",
+                message: format!("cannot set up the HTTP client: {e}"),
+                retryable: false,
+            })?;
+        Ok(Llm::Http { config, client })
+    }
+
+    /// What to call the model on screen and in the report.
+    pub fn label(&self) -> String {
+        match self {
+            Llm::Offline => OFFLINE_LABEL.to_string(),
+            Llm::Http { config, .. } => format!("{} via {}", config.model, config.base_url),
+        }
+    }
+
+    pub fn is_offline(&self) -> bool {
+        matches!(self, Llm::Offline)
+    }
+
+    /// One chat completion for `prompt`.
+    pub async fn complete(&self, prompt: &str) -> Result<Completion, LlmError> {
+        match self {
+            Llm::Offline => Ok(Completion {
+                content: offline_answer(prompt),
+                model: self.label(),
+                offline: true,
+            }),
+            Llm::Http { config, client } => {
+                let content = http_complete(config, client, prompt).await?;
+                Ok(Completion {
+                    content,
+                    model: self.label(),
+                    offline: false,
+                })
+            }
+        }
+    }
+}
+
+async fn http_complete(
+    config: &LlmConfig,
+    client: &reqwest::Client,
+    prompt: &str,
+) -> Result<String, LlmError> {
+    let endpoint = config.endpoint();
+    let mut request = client.post(&endpoint).json(&ChatRequest {
+        model: &config.model,
+        messages: [ChatMessage {
+            role: "user",
+            content: prompt,
+        }],
+    });
+    if let Some(key) = &config.api_key {
+        request = request.bearer_auth(&key.0);
+    }
+    let redact = |text: &str| match &config.api_key {
+        Some(k) if !k.0.is_empty() => text.replace(&k.0, "***"),
+        _ => text.to_string(),
+    };
+    let response = request.send().await.map_err(|e| {
+        let (error_type, what) = if e.is_timeout() {
+            (
+                "LlmTimeoutError",
+                format!("no answer within {:?}", config.timeout),
+            )
+        } else if e.is_connect() {
+            ("LlmUnreachableError", "cannot connect".to_string())
+        } else {
+            ("LlmTransportError", e.without_url().to_string())
+        };
+        LlmError {
+            error_type,
+            message: redact(&format!("{what} ({endpoint})")),
+            retryable: true,
+        }
+    })?;
+    let status = response.status();
+    let body = response.text().await.map_err(|e| LlmError {
+        error_type: if e.is_timeout() {
+            "LlmTimeoutError"
+        } else {
+            "LlmTransportError"
+        },
+        message: redact(&format!(
+            "the answer was cut off: {} ({endpoint})",
+            e.without_url()
+        )),
+        retryable: true,
+    })?;
+    if !status.is_success() {
+        let excerpt: String = redact(body.trim()).chars().take(200).collect();
+        let code = status.as_u16();
+        let (error_type, retryable, what) = match code {
+            401 | 403 => (
+                "LlmAuthError",
+                false,
+                "the endpoint refused the API key (check LLM_API_KEY)",
+            ),
+            429 => ("LlmRateLimitedError", true, "rate limited"),
+            500..=599 => ("LlmServerError", true, "the endpoint failed"),
+            404 => (
+                "LlmBadRequestError",
+                false,
+                "no such endpoint or model (check LLM_BASE_URL and LLM_MODEL)",
+            ),
+            _ => (
+                "LlmBadRequestError",
+                false,
+                "the endpoint refused the request",
+            ),
+        };
+        return Err(LlmError {
+            error_type,
+            message: format!("{what}: HTTP {status} from {endpoint}: {excerpt}"),
+            retryable,
+        });
+    }
+    let parsed: ChatResponse = serde_json::from_str(&body).map_err(|e| LlmError {
+        error_type: "LlmBadResponseError",
+        message: format!("the answer from {endpoint} is not a chat completion: {e}"),
+        retryable: true,
+    })?;
+    parsed
+        .choices
+        .into_iter()
+        .next()
+        .and_then(|c| c.message)
+        .and_then(|m| m.content)
+        .filter(|c| !c.trim().is_empty())
+        .ok_or_else(|| LlmError {
+            error_type: "LlmBadResponseError",
+            message: format!("the answer from {endpoint} has no message content"),
+            retryable: true,
+        })
+}
+
+/// The offline model: a short, honest research outline built from the
+/// prompt, so the story runs with no network. It is labelled as such.
+pub fn offline_answer(prompt: &str) -> String {
+    let (topic, extra) = match prompt.split_once("\n\nAdditional instructions:") {
+        Some((t, e)) => (t.trim(), Some(e.trim())),
+        None => (prompt.trim(), None),
+    };
+    let topic = if topic.is_empty() {
+        "the question asked"
+    } else {
+        topic
+    };
+    let mut paragraphs = vec![
+        format!(
+            "This report was written by holdfast's built-in offline model, because no LLM endpoint is configured. Set LLM_API_KEY (and LLM_BASE_URL, LLM_MODEL for a server other than OpenAI's) to have a real model research: {topic}"
+        ),
+        format!(
+            "Scope. The question is: {topic}. A useful answer separates what is well established from what is contested, names the sources a reader can check, and says what would change the conclusion."
+        ),
+        "Background. Start from the definitions and the history of the subject: who studies it, which methods they use, and which results are replicated. Summaries in review articles and textbooks are the quickest way in; primary sources settle disputes.".to_string(),
+        "Findings. List the three to five strongest claims, each with the evidence behind it and its limits. Where studies disagree, say why: different populations, measures, time spans or incentives.".to_string(),
+        "Open questions. Note what is unknown, what is being researched now, and which practical decisions do not have to wait for those answers.".to_string(),
+    ];
+    if let Some(extra) = extra {
+        paragraphs.push(format!(
+            "Revision. The reader asked for changes: {extra}. This draft was rewritten with that in mind."
+        ));
+    }
+    paragraphs.join("\n\n")
+}
