@@ -5,4 +5,5 @@
 pub mod bank;
 pub mod faults;
 pub mod files;
+pub mod lab;
 pub mod research;

@@ -171,6 +171,12 @@ impl Engine {
         self.inner.store.app_tree(name)
     }
 
+    /// Whether this is the last handle on the engine (workers, pollers and
+    /// clients hold others). Dropping the last one closes the store.
+    pub fn is_last_handle(&self) -> bool {
+        Arc::strong_count(&self.inner) == 1
+    }
+
     /// Committed transitions since open.
     pub fn transition_count(&self) -> u64 {
         self.inner.transitions.load(Ordering::Relaxed)
