@@ -6,6 +6,7 @@ mod bench;
 mod chaos;
 mod demo;
 mod render;
+mod stories;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -29,6 +30,12 @@ pub struct Cli {
 pub enum Cmd {
     /// Run a money transfer headless (its deposit fails twice, then works) and print its history.
     Demo(demo::DemoArgs),
+    /// Move money with the tutorial's MoneyTransfer workflow (a worker runs in this process).
+    Transfer(stories::TransferArgs),
+    /// Research a prompt with an LLM, approve the draft, get a PDF by e-mail (LLM_BASE_URL, LLM_API_KEY, LLM_MODEL; offline without).
+    Report(stories::ReportArgs),
+    /// Show the bank's accounts and its latest movements of money.
+    Accounts(stories::AccountsArgs),
     /// Measure the engine: N transfer-shaped workflows, C in flight, every transition durable.
     Bench(bench::BenchArgs),
     /// Inspect workflows in a data directory.
@@ -63,6 +70,9 @@ pub fn main(cli: Cli) -> ExitCode {
     let result = runtime.block_on(async move {
         match command {
             Cmd::Demo(a) => demo::run(a).await,
+            Cmd::Transfer(a) => stories::transfer(a).await,
+            Cmd::Report(a) => stories::report(a).await,
+            Cmd::Accounts(a) => stories::accounts(a).await,
             Cmd::Bench(a) => bench::run(a).await,
             Cmd::Workflow(c) => render::run(c).await,
             Cmd::ChaosChild(a) => chaos::run_child(a).await,

@@ -1,0 +1,179 @@
+//! The stories from the command line, as a new user runs them: a transfer
+//! with the deposit bug, stopped with Ctrl-C and resumed with the fixed
+//! code; a report whose e-mail service is down, stopped and resumed without
+//! a second LLM call; and one-line errors for bad requests.
+
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Stdio};
+
+use holdfast::engine::{EventAttributes, Store};
+
+fn bin() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_holdfast"))
+}
+
+fn run(args: &[&str], data: &std::path::Path) -> (bool, String, String) {
+    let out = bin()
+        .args(args)
+        .arg("--data-dir")
+        .arg(data)
+        .env_remove("LLM_API_KEY")
+        .env_remove("LLM_BASE_URL")
+        .output()
+        .unwrap();
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// Starts the command, waits for a stderr line containing `needle`, then
+/// sends Ctrl-C (SIGINT); returns its stdout.
+fn interrupt_after(args: &[&str], data: &std::path::Path, needle: &str) -> String {
+    let mut child = bin()
+        .args(args)
+        .arg("--data-dir")
+        .arg(data)
+        .env_remove("LLM_API_KEY")
+        .env_remove("LLM_BASE_URL")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stderr = child.stderr.take().unwrap();
+    let mut seen = false;
+    for line in BufReader::new(stderr).lines() {
+        let Ok(line) = line else { break };
+        if line.contains(needle) {
+            seen = true;
+            break;
+        }
+    }
+    assert!(seen, "never saw {needle:?}");
+    let status = Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success(), "Ctrl-C is a clean stop");
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+fn history(data: &std::path::Path, id: &str) -> Vec<holdfast::engine::HistoryEvent> {
+    let store = Store::open(data).unwrap();
+    let seq = store.run_seq_of(id).unwrap().unwrap();
+    store.history(seq).unwrap()
+}
+
+fn completed_activities(h: &[holdfast::engine::HistoryEvent]) -> usize {
+    h.iter()
+        .filter(|e| matches!(e.attributes, EventAttributes::ActivityTaskCompleted { .. }))
+        .count()
+}
+
+#[test]
+fn transfer_with_the_bug_waits_and_the_fixed_worker_finishes_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let args = [
+        "transfer",
+        "--deposit-bug",
+        "--max-attempts",
+        "0",
+        "--speed",
+        "50",
+    ];
+    let out = interrupt_after(&args, &data, "attempt=3");
+    assert!(
+        out.contains("Stopped. Workflow pay-invoice-701 is still running"),
+        "{out}"
+    );
+    let (ok, out, err) = run(&["transfer", "--speed", "50"], &data);
+    assert!(ok, "{err}");
+    assert!(out.contains("is already running"), "{out}");
+    assert!(
+        out.contains("Result: \"Transfer complete (transaction IDs: W-"),
+        "{out}"
+    );
+    assert!(out.contains("85-150       1750"), "{out}");
+    assert!(out.contains("43-812        250"), "{out}");
+    let h = history(&data, "pay-invoice-701");
+    assert_eq!(completed_activities(&h), 2, "one withdrawal, one deposit");
+}
+
+#[test]
+fn report_with_the_email_down_resumes_without_a_second_llm_call() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let args = [
+        "report",
+        "Why do lighthouses have different flash patterns?",
+        "--no-approval",
+        "--email-outage",
+        "--id",
+        "lights",
+        "--speed",
+        "50",
+    ];
+    let out = interrupt_after(&args, &data, "Email service temporarily unavailable");
+    assert!(out.contains("Model: holdfast offline model"), "{out}");
+    let before = history(&data, "lights");
+    assert_eq!(
+        completed_activities(&before),
+        2,
+        "llm_call and create_pdf done"
+    );
+    let (ok, out, err) = run(&["report", "--id", "lights", "--speed", "50"], &data);
+    assert!(ok, "{err}");
+    assert!(out.contains("Resuming workflow lights"), "{out}");
+    assert!(
+        out.contains("Successfully created research report PDF: lights.pdf"),
+        "{out}"
+    );
+    assert!(data.join("reports/lights.pdf").is_file());
+    assert!(data.join("outbox/lights.eml").is_file());
+    let h = history(&data, "lights");
+    let llm_calls = h
+        .iter()
+        .filter(|e| {
+            matches!(&e.attributes, EventAttributes::ActivityTaskScheduled { activity_type, .. } if activity_type == "llm_call")
+        })
+        .count();
+    assert_eq!(llm_calls, 1, "the LLM was called once");
+    assert_eq!(completed_activities(&h), 3);
+}
+
+#[test]
+fn bad_requests_get_one_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let cases: [(&[&str], &str); 6] = [
+        (
+            &["transfer", "--amount", "-5"],
+            "error: amount must be a whole number above zero, got -5",
+        ),
+        (
+            &["transfer", "--to", "85-150"],
+            "error: source and target are the same account (85-150)",
+        ),
+        (
+            &["transfer", "--amount", "99999999999999999999"],
+            "--amount",
+        ),
+        (&["transfer", "--speed", "0"], "--speed must be above zero"),
+        (&["report"], "no prompt given"),
+        (
+            &["report", "x", "--to", "not an address"],
+            "is not an e-mail address",
+        ),
+    ];
+    for (args, needle) in cases {
+        let (ok, _, err) = run(args, &data);
+        assert!(!ok, "{args:?} succeeded");
+        assert_eq!(err.trim().lines().count(), 1, "{args:?}: {err}");
+        assert!(err.contains(needle), "{args:?}: {err}");
+        assert!(!err.contains("panicked"), "{err}");
+    }
+}
