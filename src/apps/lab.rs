@@ -59,9 +59,19 @@ impl Lab {
     /// Opens the data directory; no worker runs until [`Lab::start_workers`].
     pub fn open(config: EngineConfig, llm: Llm) -> Result<Lab, LabError> {
         let engine = Engine::open(config.clone())?;
-        let bank = Bank::open(&engine)?;
         let faults = Arc::new(Faults::new());
         let research = ResearchDeps::new(llm, config.data_dir.clone(), faults.clone());
+        Lab::on_engine(config, engine, research, faults, 0)
+    }
+
+    fn on_engine(
+        config: EngineConfig,
+        engine: Engine,
+        research: ResearchDeps,
+        faults: Arc<Faults>,
+        generation: u32,
+    ) -> Result<Lab, LabError> {
+        let bank = Bank::open(&engine)?;
         bank::register_type(&engine);
         research::register_type(&engine);
         Ok(Lab {
@@ -71,7 +81,7 @@ impl Lab {
             research,
             faults,
             workers: None,
-            generation: 0,
+            generation,
         })
     }
 
@@ -192,7 +202,7 @@ impl Lab {
             config,
             engine,
             bank,
-            mut research,
+            research,
             faults,
             generation,
             ..
@@ -212,20 +222,8 @@ impl Lab {
             }
         }
         let engine = opened?;
-        let bank = Bank::open(&engine)?;
-        bank::register_type(&engine);
-        research::register_type(&engine);
-        research.faults = faults.clone();
+        let mut lab = Lab::on_engine(config, engine, research, faults, generation)?;
         events.push(LabEvent::EngineRecovered);
-        let mut lab = Lab {
-            config,
-            engine,
-            bank,
-            research,
-            faults,
-            workers: None,
-            generation,
-        };
         if had_workers {
             events.extend(lab.start_workers());
         }

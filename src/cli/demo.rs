@@ -7,10 +7,11 @@
 use std::time::Duration;
 
 use super::render;
-use crate::apps::bank::{self, Bank, DepositCode, PaymentDetails, QUEUE, WORKFLOW_ID};
-use crate::engine::{
-    Clock, Engine, EngineConfig, EngineError, Worker, WorkerOptions, WorkflowExecutionStatus,
-};
+use crate::apps::bank::{self, PaymentDetails, WORKFLOW_ID};
+use crate::apps::faults::Fault;
+use crate::apps::lab::Lab;
+use crate::apps::research::Llm;
+use crate::engine::{Clock, Engine, EngineConfig, EngineError, WorkflowExecutionStatus};
 
 #[derive(clap::Args, Debug, Clone)]
 pub struct DemoArgs {
@@ -36,20 +37,13 @@ impl Default for DemoArgs {
 }
 
 pub async fn run(args: DemoArgs) -> Result<(), Box<dyn std::error::Error>> {
-    let engine = Engine::open(EngineConfig::new(&args.data_dir).clock(Clock::scaled(args.speed)))?;
-    let bank = Bank::open(&engine)?;
+    let config = EngineConfig::new(&args.data_dir).clock(Clock::scaled(args.speed));
+    let mut lab = Lab::open(config, Llm::Offline)?;
     let failures = args.deposit_failures;
-    let code = if failures > 0 {
-        DepositCode::Buggy
-    } else {
-        DepositCode::Fixed
-    };
-    let mut w = Worker::new(
-        &engine,
-        WorkerOptions::new(QUEUE, format!("{}@demo", std::process::id())),
-    );
-    bank::register(&engine, &mut w, &bank, code);
-    let worker = w.start();
+    lab.set_fault(Fault::DepositBug, failures > 0);
+    lab.start_workers();
+    let engine = lab.engine().clone();
+    let bank = lab.bank().clone();
 
     // Retried without limit while the bug is in, as the tutorial's exercise.
     let details = PaymentDetails::tutorial().with_maximum_attempts(0);
@@ -64,9 +58,9 @@ pub async fn run(args: DemoArgs) -> Result<(), Box<dyn std::error::Error>> {
         "Clock: {}x. The worker runs the buggy deposit; after {failures} failed attempt(s) the fixed one is swapped in.\n",
         args.speed
     );
-    if code == DepositCode::Buggy {
+    if failures > 0 {
         wait_for_failed_deposits(&engine, failures).await?;
-        bank::swap_deposit(&worker, &bank, DepositCode::Fixed);
+        lab.hot_swap_fix();
         println!(
             "Deposit failed {failures} time(s): swapped the fixed deposit into the running worker.\n"
         );
