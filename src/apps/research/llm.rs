@@ -320,7 +320,7 @@ pub fn offline_answer(prompt: &str) -> String {
             "This report was written by holdfast's built-in offline model, because no LLM endpoint is configured. Set LLM_API_KEY (and LLM_BASE_URL, LLM_MODEL for a server other than OpenAI's) to have a real model research: {topic}"
         ),
         format!(
-            "Scope. The question is: {topic}. A useful answer separates what is well established from what is contested, names the sources a reader can check, and says what would change the conclusion."
+            "Scope. The question is \"{topic}\". A useful answer separates what is well established from what is contested, names the sources a reader can check, and says what would change the conclusion."
         ),
         "Background. Start from the definitions and the history of the subject: who studies it, which methods they use, and which results are replicated. Summaries in review articles and textbooks are the quickest way in; primary sources settle disputes.".to_string(),
         "Findings. List the three to five strongest claims, each with the evidence behind it and its limits. Where studies disagree, say why: different populations, measures, time spans or incentives.".to_string(),
