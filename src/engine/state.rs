@@ -263,6 +263,34 @@ impl ActivityState {
             (now, close),
         ]
     }
+
+    /// Deadlines of the running attempt of run `seq`: start-to-close from its
+    /// start, heartbeat from its last heartbeat (or its start). `now` stands
+    /// in for a start time that was never recorded.
+    pub(crate) fn running_attempt_timers(&self, seq: u64, now: u64) -> Vec<Effect> {
+        let (scheduled, attempt) = (self.scheduled_event_id, self.attempt);
+        let started = self.last_started_time_ms.unwrap_or(now);
+        let mut effects = vec![Effect::Timer {
+            at_ms: started + self.timeouts.start_to_close.as_millis() as u64,
+            key: TimerKey::ActivityStartToClose {
+                seq,
+                scheduled,
+                attempt,
+            },
+        }];
+        if !self.timeouts.heartbeat.is_zero() {
+            let last = self.last_heartbeat_time_ms.unwrap_or(started);
+            effects.push(Effect::Timer {
+                at_ms: last + self.timeouts.heartbeat.as_millis() as u64,
+                key: TimerKey::ActivityHeartbeat {
+                    seq,
+                    scheduled,
+                    attempt,
+                },
+            });
+        }
+        effects
+    }
 }
 
 /// The mutable state of one run, stored beside its history.
@@ -1055,26 +1083,7 @@ impl RunState {
         a.last_started_time_ms = Some(now);
         a.last_heartbeat_time_ms = None;
         a.last_worker_identity = identity.to_string();
-        let (scheduled, attempt) = (a.scheduled_event_id, a.attempt);
-        let mut effects = vec![Effect::Timer {
-            at_ms: now + a.timeouts.start_to_close.as_millis() as u64,
-            key: TimerKey::ActivityStartToClose {
-                seq,
-                scheduled,
-                attempt,
-            },
-        }];
-        if !a.timeouts.heartbeat.is_zero() {
-            effects.push(Effect::Timer {
-                at_ms: now + a.timeouts.heartbeat.as_millis() as u64,
-                key: TimerKey::ActivityHeartbeat {
-                    seq,
-                    scheduled,
-                    attempt,
-                },
-            });
-        }
-        effects
+        a.running_attempt_timers(seq, now)
     }
 
     /// The heartbeat deadline of the running attempt: `Ok(None)` if it has
