@@ -362,10 +362,9 @@ async fn the_bank_is_idempotent_by_reference() {
     drop(bank);
     let data = engine.store().path().to_path_buf();
     drop(engine);
-    let engine = holdfast::engine::Engine::open(
-        holdfast::engine::EngineConfig::new(&data).clock(holdfast::engine::Clock::virtual_time()),
-    )
-    .unwrap();
+    let config =
+        holdfast::engine::EngineConfig::new(&data).clock(holdfast::engine::Clock::virtual_time());
+    let engine = holdfast::engine::Engine::reopen(config).await.unwrap();
     let bank = Bank::open(&engine).unwrap();
     assert_eq!(balance(&bank, "85-150"), 1700);
     assert_eq!(total(&bank) + 300, seeded_total());

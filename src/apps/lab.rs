@@ -210,18 +210,7 @@ impl Lab {
         drop(bank);
         drop(engine);
         let mut events = vec![LabEvent::EngineCrashed];
-        // The store closes with its last handle; sled's lock may take a moment.
-        let mut opened = Engine::open(config.clone());
-        for _ in 0..200 {
-            match &opened {
-                Err(StoreError::Locked { .. }) => {
-                    tokio::time::sleep(Duration::from_millis(10)).await;
-                    opened = Engine::open(config.clone());
-                }
-                _ => break,
-            }
-        }
-        let engine = opened?;
+        let engine = Engine::reopen(config.clone()).await?;
         let mut lab = Lab::on_engine(config, engine, research, faults, generation)?;
         events.push(LabEvent::EngineRecovered);
         if had_workers {

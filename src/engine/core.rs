@@ -154,6 +154,24 @@ impl Engine {
         Ok(engine)
     }
 
+    /// Opens a data directory this process has just closed. sled lets go
+    /// of its file lock from a background thread a moment after the last
+    /// handle drops, so a lock is waited for (up to 2 s of real time, on
+    /// the blocking pool so a virtual clock stands still); any other error
+    /// is returned at once.
+    pub async fn reopen(config: EngineConfig) -> Result<Engine, StoreError> {
+        for _ in 0..400 {
+            match Engine::open(config.clone()) {
+                Err(StoreError::Locked { .. }) => {
+                    let pause = || std::thread::sleep(std::time::Duration::from_millis(5));
+                    let _ = tokio::task::spawn_blocking(pause).await;
+                }
+                other => return other,
+            }
+        }
+        Engine::open(config)
+    }
+
     pub fn clock(&self) -> &Clock {
         &self.inner.clock
     }
@@ -260,26 +278,7 @@ impl Engine {
                 }
                 match a.state {
                     PendingActivityState::Started | PendingActivityState::CancelRequested => {
-                        let started = a.last_started_time_ms.unwrap_or(now);
-                        if !a.timeouts.heartbeat.is_zero() {
-                            let last = a.last_heartbeat_time_ms.unwrap_or(started);
-                            effects.push(Effect::Timer {
-                                at_ms: last + a.timeouts.heartbeat.as_millis() as u64,
-                                key: TimerKey::ActivityHeartbeat {
-                                    seq,
-                                    scheduled,
-                                    attempt,
-                                },
-                            });
-                        }
-                        effects.push(Effect::Timer {
-                            at_ms: started + a.timeouts.start_to_close.as_millis() as u64,
-                            key: TimerKey::ActivityStartToClose {
-                                seq,
-                                scheduled,
-                                attempt,
-                            },
-                        });
+                        effects.extend(a.running_attempt_timers(seq, now));
                     }
                     PendingActivityState::Scheduled => {
                         effects.push(Effect::Timer {
