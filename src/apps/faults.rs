@@ -25,14 +25,6 @@ pub enum Fault {
 }
 
 impl Fault {
-    pub const ALL: [Fault; 5] = [
-        Fault::DepositBug,
-        Fault::EmailOutage,
-        Fault::LlmFailing,
-        Fault::LlmSlow,
-        Fault::PdfWriteError,
-    ];
-
     /// The name scenarios and the command line use.
     pub fn name(self) -> &'static str {
         match self {
@@ -42,26 +34,6 @@ impl Fault {
             Fault::LlmSlow => "llm-slow",
             Fault::PdfWriteError => "pdf-write-error",
         }
-    }
-
-    pub fn describe(self) -> &'static str {
-        match self {
-            Fault::DepositBug => "deposit runs deposit_that_fails (\"This deposit has failed.\")",
-            Fault::EmailOutage => "send_email fails (\"Email service temporarily unavailable\")",
-            Fault::LlmFailing => "llm_call gets HTTP 503 from the model endpoint",
-            Fault::LlmSlow => "llm_call answers after its 30 s timeout",
-            Fault::PdfWriteError => "create_pdf cannot write (no space left on device)",
-        }
-    }
-
-    pub fn from_name(name: &str) -> Result<Fault, String> {
-        Fault::ALL
-            .into_iter()
-            .find(|f| f.name() == name)
-            .ok_or_else(|| {
-                let known: Vec<&str> = Fault::ALL.iter().map(|f| f.name()).collect();
-                format!("unknown fault {name:?}; known: {}", known.join(", "))
-            })
     }
 
     fn index(self) -> usize {
@@ -87,10 +59,5 @@ impl Faults {
     /// Sets a switch; returns whether it was on before.
     pub fn set(&self, f: Fault, on: bool) -> bool {
         self.on[f.index()].swap(on, Ordering::SeqCst)
-    }
-
-    /// The faults that are on now.
-    pub fn active(&self) -> Vec<Fault> {
-        Fault::ALL.into_iter().filter(|f| self.is_on(*f)).collect()
     }
 }

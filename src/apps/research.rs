@@ -10,7 +10,7 @@ pub mod email;
 pub mod llm;
 pub mod pdf;
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -491,9 +491,4 @@ pub async fn decide(
     engine
         .signal(workflow_id, None, SIGNAL, payload, "holdfast")
         .await
-}
-
-/// The report's path for a finished run's output.
-pub fn pdf_path(data_dir: &Path, output: &GenerateReportOutput) -> PathBuf {
-    data_dir.join(&output.pdf)
 }

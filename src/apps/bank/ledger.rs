@@ -241,7 +241,11 @@ impl Bank {
                 }));
             }
             let seq = match tx.get(NEXT_KEY)? {
-                Some(v) => balance_of(&v).map_err(Abort)? as u64,
+                Some(v) => <[u8; 8]>::try_from(v.as_ref())
+                    .map(u64::from_be_bytes)
+                    .map_err(|_| {
+                        Abort(BankError::Storage("the journal counter is damaged".into()))
+                    })?,
                 None => 1,
             };
             let entry = JournalEntry {

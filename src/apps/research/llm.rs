@@ -15,7 +15,7 @@ pub const DEFAULT_MODEL: &str = "gpt-4o";
 /// What the offline model calls itself, on screen and in the report.
 pub const OFFLINE_LABEL: &str = "holdfast offline model (no LLM configured)";
 
-/// An API key. Shown as `***` by `Debug` and `Display`.
+/// An API key. `Debug` shows `***`; there is no `Display`.
 #[derive(Clone)]
 pub struct ApiKey(String);
 
@@ -28,12 +28,6 @@ impl ApiKey {
 impl std::fmt::Debug for ApiKey {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str("ApiKey(***)")
-    }
-}
-
-impl std::fmt::Display for ApiKey {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("***")
     }
 }
 
