@@ -7,37 +7,47 @@
 //!   [`Engine::history`]) and the change feed ([`Engine::subscribe`]).
 //! - [`Worker`]: register workflows and activities, start, kill, swap.
 
+mod archive;
 mod client;
 mod clock;
-mod core;
 mod error;
 mod failure;
 mod feed;
+mod floor;
 mod history;
+mod read_model;
 mod retry;
+mod runtime;
 mod state;
 mod store;
 mod tasks;
 mod worker;
 mod workflow;
 
+pub use archive::Archive;
 pub use client::{
-    BLOB_SIZE_LIMIT, ListFilter, ListPage, MAX_ID_LENGTH, PendingActivityInfo,
-    PendingWorkflowTaskInfo, RunHandle, StartWorkflowOptions, WorkflowDescription,
-    WorkflowExecutionInfo, WorkflowIdConflictPolicy, WorkflowIdReusePolicy, WorkflowOutcome,
+    BLOB_SIZE_LIMIT, MAX_ID_LENGTH, RunHandle, StartWorkflowOptions, WorkflowIdConflictPolicy,
+    WorkflowIdReusePolicy, WorkflowOutcome,
 };
 pub use clock::{Clock, VIRTUAL_EPOCH_MS};
-pub use core::{Engine, EngineConfig, HistoryLimits, InputValidator};
 pub use error::{EngineError, StoreError};
 pub use failure::{Failure, FailureInfo};
-pub use feed::Change;
+pub use feed::{Change, RunChange};
+pub use floor::StorageFloor;
 pub use history::{
     EventAttributes, EventType, HistoryEvent, Payload, RetryState, TimeoutType,
     WorkflowTaskFailedCause,
 };
+pub use read_model::{
+    ListFilter, ListPage, PageToken, PendingActivityInfo, PendingWorkflowTaskInfo,
+    WorkflowDescription, WorkflowExecutionInfo,
+};
 pub use retry::{RetryPolicy, RetryPolicyError};
-pub use state::{ActivityOptions, Command, PendingActivityState, WorkflowExecutionStatus};
-pub use store::{FORMAT_VERSION, Store, WriteBatch, decode, encode};
+pub use runtime::{Engine, EngineConfig, HistoryLimits, InputValidator};
+pub use state::{
+    ActivityOptions, AttemptOutcome, AttemptRecord, Command, MAX_ATTEMPT_RECORDS,
+    PendingActivityState, WorkflowExecutionStatus,
+};
 pub use tasks::{
     ActivityTask, ActivityTaskToken, QueryPollerGuard, QueryTask, WorkflowTask, WorkflowTaskToken,
 };

@@ -360,7 +360,7 @@ async fn the_bank_is_idempotent_by_reference() {
     assert_eq!(bank.journal().unwrap().len(), 1);
     // The books survive a reopen.
     drop(bank);
-    let data = engine.store().path().to_path_buf();
+    let data = engine.data_dir().to_path_buf();
     drop(engine);
     let config =
         holdfast::engine::EngineConfig::new(&data).clock(holdfast::engine::Clock::virtual_time());

@@ -23,7 +23,7 @@ use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use holdfast::apps::bank::{Bank, SEED_ACCOUNTS};
-use holdfast::engine::{EventAttributes, Store, WorkflowExecutionStatus};
+use holdfast::engine::{Archive, EventAttributes, WorkflowExecutionStatus};
 
 const TRANSFERS: usize = 500;
 
@@ -51,7 +51,7 @@ struct Movements {
 }
 
 /// Checks the books; returns each transfer reference's movements.
-fn check_books(store: &Store, when: &str) -> HashMap<String, Movements> {
+fn check_books(store: &Archive, when: &str) -> HashMap<String, Movements> {
     let bank = Bank::open_in(store).expect("bank opens");
     let journal = bank.journal().expect("journal decodes");
     let mut expected: HashMap<String, i64> = SEED_ACCOUNTS
@@ -127,24 +127,22 @@ fn check_books(store: &Store, when: &str) -> HashMap<String, Movements> {
     by_ref
 }
 
-fn final_outcome(store: &Store, id: &str) -> (WorkflowExecutionStatus, Option<String>) {
-    let seq = store
-        .run_seq_of(id)
-        .unwrap()
-        .unwrap_or_else(|| panic!("{id} was never started"));
-    let run = store.run(seq).unwrap().expect("run state");
-    let history = store.history(seq).unwrap();
+fn final_outcome(store: &Archive, id: &str) -> (WorkflowExecutionStatus, Option<String>) {
+    let run = store
+        .describe(id)
+        .unwrap_or_else(|e| panic!("{id} was never started: {e}"));
+    let history = store.history(id, None).unwrap();
     let result = history.iter().find_map(|e| match &e.attributes {
         EventAttributes::WorkflowExecutionCompleted { result, .. } => {
             result.to_value::<String>().ok()
         }
         _ => None,
     });
-    (run.status, result)
+    (run.info.status, result)
 }
 
 /// Checks that every transfer ended as it may; returns (completed, failed, refunded).
-fn check_endings(store: &Store, by_ref: &HashMap<String, Movements>) -> (usize, usize, usize) {
+fn check_endings(store: &Archive, by_ref: &HashMap<String, Movements>) -> (usize, usize, usize) {
     let (mut completed, mut failed, mut refunded) = (0, 0, 0);
     for i in 0..TRANSFERS {
         let id = format!("transfer-{i}");
@@ -188,7 +186,7 @@ fn finish_epoch(data: &std::path::Path, seed: u64, totals: &mut (usize, usize, u
         "final child failed: {}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let store = Store::open(data).expect("store opens");
+    let store = Archive::open(data).expect("store opens");
     let by_ref = check_books(&store, "at the end");
     let (c, f, r) = check_endings(&store, &by_ref);
     totals.0 += c;
@@ -240,7 +238,7 @@ fn bank_books_balance_after_every_kill() {
         if !data.join("db").exists() {
             continue; // killed before it created the store
         }
-        let store = Store::open(&data).expect("store reopens after kill -9");
+        let store = Archive::open(&data).expect("store reopens after kill -9");
         let by_ref = check_books(&store, &format!("after kill {round}"));
         let moved: usize = by_ref.len();
         assert!(moved >= moved_before, "round {round}: movements were lost");

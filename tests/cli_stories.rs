@@ -6,7 +6,7 @@
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 
-use holdfast::engine::{EventAttributes, Store};
+use holdfast::engine::{Archive, EventAttributes};
 
 fn bin() -> Command {
     Command::new(env!("CARGO_BIN_EXE_holdfast"))
@@ -62,9 +62,7 @@ fn interrupt_after(args: &[&str], data: &std::path::Path, needle: &str) -> Strin
 }
 
 fn history(data: &std::path::Path, id: &str) -> Vec<holdfast::engine::HistoryEvent> {
-    let store = Store::open(data).unwrap();
-    let seq = store.run_seq_of(id).unwrap().unwrap();
-    store.history(seq).unwrap()
+    Archive::open(data).unwrap().history(id, None).unwrap()
 }
 
 fn completed_activities(h: &[holdfast::engine::HistoryEvent]) -> usize {

@@ -19,7 +19,7 @@ use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 use std::sync::mpsc;
 
-use holdfast::engine::{EventAttributes, EventType, Store, WorkflowExecutionStatus};
+use holdfast::engine::{Archive, EventAttributes, EventType, WorkflowExecutionStatus};
 
 const WORKFLOWS: usize = 40;
 
@@ -91,23 +91,21 @@ struct Verified {
 
 /// Opens the store read-only (no recovery, nothing written) and checks it.
 fn verify(data: &std::path::Path, acked: &HashSet<String>, signaled: &HashSet<String>) -> Verified {
-    let store = Store::open(data).expect("store reopens after kill -9");
+    let store = Archive::open(data).expect("store reopens after kill -9");
     for id in acked {
         assert!(
-            store.run_seq_of(id).unwrap().is_some(),
+            store.describe(id).is_ok(),
             "acknowledged start of {id} was lost"
         );
     }
     for id in signaled {
-        let seq = store.run_seq_of(id).unwrap().expect("signaled run exists");
-        let h = store.history(seq).unwrap();
-        let run = store.run(seq).unwrap().expect("run state");
+        let h = store.history(id, None).expect("signaled run exists");
         // In history, or buffered in the run's state while a workflow task ran
         // (appended after it, as Temporal buffers events).
-        let buffered = run
-            .buffered
-            .iter()
-            .any(|(_, e)| matches!(e, EventAttributes::WorkflowExecutionSignaled { .. }));
+        let buffered = store
+            .buffered_events(id)
+            .unwrap()
+            .contains(&EventType::WorkflowExecutionSignaled);
         assert!(
             buffered
                 || h.iter()
@@ -117,14 +115,14 @@ fn verify(data: &std::path::Path, acked: &HashSet<String>, signaled: &HashSet<St
     }
     let mut completed_activities = HashSet::new();
     let mut completed_runs = 0;
-    for item in store.runs_newest_first(None) {
-        let (seq, run) = item.expect("run state decodes");
+    for run in store.all_runs().expect("run states decode") {
+        let run = run.info;
         let history = store
-            .history(seq)
+            .history(&run.workflow_id, Some(&run.run_id))
             .expect("history decodes and is contiguous");
         assert_eq!(
             history.len() as u64,
-            run.history_length(),
+            run.history_length,
             "{}",
             run.workflow_id
         );

@@ -81,7 +81,10 @@ async fn list_is_newest_first_filtered_and_paged() {
     let mut paged = Vec::new();
     let mut token = None;
     loop {
-        let page = engine.list(&ListFilter::default(), 3, token).await.unwrap();
+        let page = engine
+            .list(&ListFilter::default(), 3, token.as_ref())
+            .await
+            .unwrap();
         assert!(page.executions.len() <= 3);
         paged.extend(page.executions.into_iter().map(|e| e.workflow_id));
         match page.next_page_token {
@@ -98,8 +101,8 @@ async fn list_is_newest_first_filtered_and_paged() {
     assert_eq!(completed.history_length, 11);
 }
 
-/// Subscribers hear of every committed change with the run's new status,
-/// ending with its close.
+/// Subscribers hear of every committed change, in commit order, with the
+/// run's new status, ending with its close.
 #[tokio::test(start_paused = true)]
 async fn change_feed_reports_each_durable_change() {
     let (engine, _dir) = virtual_engine();
@@ -109,16 +112,19 @@ async fn change_feed_reports_each_durable_change() {
     engine.result("watched", None).await.unwrap();
     let mut changes = Vec::new();
     while let Ok(c) = feed.try_recv() {
-        assert_eq!(c.workflow_id, "watched");
+        assert_eq!(c.runs.len(), 1);
+        assert_eq!(c.runs[0].description.info.workflow_id, "watched");
         changes.push(c);
     }
-    // start, workflow task, activity result, workflow task (close)
-    assert_eq!(changes.len(), 4, "{changes:?}");
+    // start; workflow task taken, completed; activity taken, completed;
+    // workflow task taken, completed (close)
+    assert_eq!(changes.len(), 7, "{changes:#?}");
+    assert!(changes.windows(2).all(|w| w[0].commit < w[1].commit));
     assert_eq!(
-        changes.last().unwrap().status,
+        changes.last().unwrap().runs[0].description.info.status,
         WorkflowExecutionStatus::Completed
     );
-    let events: u64 = changes.iter().map(|c| c.new_events).sum();
+    let events: u64 = changes.iter().map(|c| c.runs[0].new_events).sum();
     assert_eq!(events, 11, "every event was announced once");
 }
 

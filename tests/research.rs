@@ -31,7 +31,7 @@ fn http_llm(server: &LlmServer) -> Llm {
 }
 
 fn worker(engine: &Engine, llm: Llm, faults: &Arc<Faults>) -> (WorkerHandle, ResearchDeps) {
-    let data = engine.store().path().to_path_buf();
+    let data = engine.data_dir().to_path_buf();
     let deps = ResearchDeps::new(llm, data, faults.clone());
     let mut w = Worker::new(
         engine,

@@ -9,9 +9,8 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use crate::engine::{
-    ActivityContext, ApplicationError, Clock, Engine, EngineConfig, EventType, Payload,
-    StartWorkflowOptions, Store, WfContext, Worker, WorkerOptions, WorkflowError, WriteBatch,
-    activity_options, encode,
+    ActivityContext, ApplicationError, Clock, Engine, EngineConfig, Payload, StartWorkflowOptions,
+    WfContext, Worker, WorkerOptions, WorkflowError, activity_options,
 };
 
 #[derive(clap::Args, Debug, Clone)]
@@ -118,41 +117,16 @@ pub async fn run(args: BenchArgs) -> Result<(), Box<dyn std::error::Error>> {
     }
     let elapsed = started.elapsed();
     latencies.sort();
-    let commits = engine.store().written();
-    let flushes = engine.store().flush_count();
+    let commits = engine.commit_count();
+    let flushes = engine.flush_count();
     worker.kill();
 
-    // Count events and rebuild the engine's commit pattern for the floor.
-    let store = engine.store().clone();
-    let mut events = 0u64;
-    let mut commit_groups: Vec<(u64, Vec<Vec<u8>>, Vec<u8>)> = Vec::new();
-    for item in store.runs_newest_first(None) {
-        let (seq, run) = item?;
-        let history = store.history(seq)?;
-        events += history.len() as u64;
-        let state = encode(&run)?;
-        let mut group: Vec<Vec<u8>> = Vec::new();
-        for e in &history {
-            let t = e.event_type();
-            let starts_commit = matches!(
-                t,
-                EventType::WorkflowTaskStarted | EventType::ActivityTaskStarted
-            );
-            if starts_commit && !group.is_empty() {
-                commit_groups.push((seq, std::mem::take(&mut group), state.clone()));
-            }
-            if t == EventType::ActivityTaskStarted {
-                // The dispatch wrote the run state alone.
-                commit_groups.push((seq, Vec::new(), state.clone()));
-            }
-            group.push(encode(e)?);
-        }
-        commit_groups.push((seq, group, state));
-    }
-    drop(engine);
-    drop(store);
-
     let wps = n as f64 / elapsed.as_secs_f64();
+    let every = (commits as f64 / flushes.max(1) as f64).round().max(1.0) as usize;
+    // The floor: the same bytes, the same batches, the same flush cadence.
+    let floor = engine.storage_floor(&floor_dir, every)?;
+    drop(engine);
+    let events = floor.events;
     let eps = events as f64 / elapsed.as_secs_f64();
     println!();
     println!(
@@ -173,42 +147,17 @@ pub async fn run(args: BenchArgs) -> Result<(), Box<dyn std::error::Error>> {
     if let Some(kib) = peak_rss_kib() {
         println!("memory   peak RSS {:.1} MiB", kib as f64 / 1024.0);
     }
-
-    // The floor: the same bytes, the same batches, the same flush cadence.
-    let floor_store = Store::open(&floor_dir)?;
-    let every = (commits as f64 / flushes.max(1) as f64).round().max(1.0) as usize;
-    let t = Instant::now();
-    let mut event_no = 0u64;
-    for (i, (seq, group, state)) in commit_groups.iter().enumerate() {
-        let mut b = WriteBatch::default();
-        for ev in group {
-            event_no += 1;
-            let mut k = b"h/".to_vec();
-            k.extend_from_slice(&seq.to_be_bytes());
-            k.extend_from_slice(&event_no.to_be_bytes());
-            b.put_raw(&k, ev.clone());
-        }
-        let mut k = b"r/".to_vec();
-        k.extend_from_slice(&seq.to_be_bytes());
-        b.put_raw(&k, state.clone());
-        floor_store.commit(b)?;
-        if (i + 1) % every == 0 {
-            floor_store.flush_blocking()?;
-        }
-    }
-    floor_store.flush_blocking()?;
-    let floor = t.elapsed();
+    let floor_s = floor.elapsed.as_secs_f64();
     println!(
         "floor    {:>8.0} workflows/s  {:>9.0} events/s  (the same {} commits straight to sled, one batch and flush every {every})",
-        n as f64 / floor.as_secs_f64(),
-        events as f64 / floor.as_secs_f64(),
-        commit_groups.len()
+        n as f64 / floor_s,
+        events as f64 / floor_s,
+        floor.commits
     );
     println!(
         "ratio    engine/floor = {:.2}× the floor's time",
-        elapsed.as_secs_f64() / floor.as_secs_f64()
+        elapsed.as_secs_f64() / floor_s
     );
-    drop(floor_store);
     let _ = std::fs::remove_dir_all(&root);
     Ok(())
 }

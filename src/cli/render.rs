@@ -43,6 +43,15 @@ pub enum WorkflowCmd {
         /// Only runs with this status (Running, Completed, Failed, …).
         #[arg(long)]
         status: Option<String>,
+        /// Only runs of this workflow type.
+        #[arg(long = "type")]
+        workflow_type: Option<String>,
+        /// Only runs whose id or type contains this text (any case).
+        #[arg(long)]
+        text: Option<String>,
+        /// Only runs with an activity retrying.
+        #[arg(long)]
+        retrying: bool,
         #[arg(long, default_value_t = 20)]
         limit: usize,
     },
@@ -185,7 +194,14 @@ pub fn describe_block(d: &WorkflowDescription) -> String {
 pub async fn run(cmd: WorkflowCmd) -> Result<(), Box<dyn std::error::Error>> {
     const IDENTITY: &str = "holdfast-cli";
     match cmd {
-        WorkflowCmd::List { dir, status, limit } => {
+        WorkflowCmd::List {
+            dir,
+            status,
+            workflow_type,
+            text,
+            retrying,
+            limit,
+        } => {
             let status = match status {
                 Some(s) => Some(WorkflowExecutionStatus::parse(&s).ok_or_else(|| {
                     format!("unknown status {s:?}; use Running, Completed, Failed, Canceled, Terminated, ContinuedAsNew or TimedOut")
@@ -195,7 +211,9 @@ pub async fn run(cmd: WorkflowCmd) -> Result<(), Box<dyn std::error::Error>> {
             let engine = dir.open()?;
             let filter = ListFilter {
                 status,
-                workflow_type: None,
+                workflow_type,
+                text,
+                retrying,
             };
             let page = engine.list(&filter, limit, None).await?;
             println!("  Status      WorkflowId                Type                StartTime");

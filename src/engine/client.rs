@@ -6,12 +6,11 @@ use std::time::Duration;
 
 use tokio::sync::oneshot;
 
-use super::core::Engine;
 use super::error::EngineError;
 use super::failure::Failure;
-use super::history::{EventAttributes, HistoryEvent, Payload};
-use super::state::{PendingActivityState, RunState, Transition, WorkflowExecutionStatus};
-use super::store::WriteBatch;
+use super::history::{EventAttributes, Payload};
+use super::runtime::Engine;
+use super::state::{RunState, Transition, WorkflowExecutionStatus};
 
 /// Temporal's blob size error limit: a payload larger than this is refused.
 pub const BLOB_SIZE_LIMIT: usize = 2 * 1024 * 1024;
@@ -92,80 +91,6 @@ pub enum WorkflowOutcome {
     Terminated { reason: String },
 }
 
-/// One row of `list`.
-#[derive(Clone, Debug, PartialEq)]
-pub struct WorkflowExecutionInfo {
-    pub workflow_id: String,
-    pub run_id: String,
-    pub workflow_type: String,
-    pub task_queue: String,
-    pub status: WorkflowExecutionStatus,
-    pub start_time_ms: u64,
-    pub close_time_ms: Option<u64>,
-    pub history_length: u64,
-    pub history_size_bytes: u64,
-    pub state_transition_count: u64,
-}
-
-/// Temporal's `PendingActivityInfo`, the fields holdfast keeps.
-#[derive(Clone, Debug, PartialEq)]
-pub struct PendingActivityInfo {
-    pub activity_id: String,
-    pub activity_type: String,
-    pub state: PendingActivityState,
-    pub attempt: u32,
-    /// 0 means unlimited.
-    pub maximum_attempts: u32,
-    pub scheduled_time_ms: u64,
-    pub expiration_time_ms: Option<u64>,
-    pub last_failure: Option<Failure>,
-    pub last_started_time_ms: Option<u64>,
-    pub last_worker_identity: String,
-    pub current_retry_interval: Option<Duration>,
-    pub last_attempt_complete_time_ms: Option<u64>,
-    pub next_attempt_schedule_time_ms: Option<u64>,
-    pub retry_policy: super::retry::RetryPolicy,
-    pub start_to_close_timeout: Duration,
-    pub schedule_to_close_timeout: Duration,
-    pub heartbeat_timeout: Duration,
-    pub heartbeat_details: Option<Payload>,
-    pub last_heartbeat_time_ms: Option<u64>,
-}
-
-/// `pendingWorkflowTask`.
-#[derive(Clone, Debug, PartialEq)]
-pub struct PendingWorkflowTaskInfo {
-    /// `true` while a worker holds it.
-    pub started: bool,
-    pub attempt: u32,
-    pub scheduled_time_ms: u64,
-    pub original_scheduled_time_ms: u64,
-    pub started_time_ms: Option<u64>,
-}
-
-/// What `describe` returns.
-#[derive(Clone, Debug, PartialEq)]
-pub struct WorkflowDescription {
-    pub info: WorkflowExecutionInfo,
-    pub pending_activities: Vec<PendingActivityInfo>,
-    pub pending_workflow_task: Option<PendingWorkflowTaskInfo>,
-}
-
-/// Which runs `list` returns.
-#[derive(Clone, Debug, Default)]
-pub struct ListFilter {
-    pub status: Option<WorkflowExecutionStatus>,
-    pub workflow_type: Option<String>,
-}
-
-/// A page of `list`.
-#[derive(Clone, Debug)]
-pub struct ListPage {
-    pub executions: Vec<WorkflowExecutionInfo>,
-    /// Pass back to get the next page; `None` on the last page.
-    pub next_page_token: Option<u64>,
-}
-
 /// How a new run begins (a start, or a continue-as-new).
 pub(crate) struct NewRun {
     pub workflow_id: String,
@@ -204,6 +129,10 @@ pub(crate) fn build_run(seq: u64, now: u64, spec: NewRun) -> (RunState, Transiti
         task_timeout,
     );
     run.expiration_ms = expiration_ms;
+    if let Some(first) = &spec.first_execution_run_id {
+        run.first_execution_run_id = first.clone();
+    }
+    run.first_workflow_task_backoff = spec.first_workflow_task_backoff;
     let mut tr = Transition::default();
     run.append(
         &mut tr,
@@ -257,42 +186,6 @@ pub(crate) fn make_run_id(now_ms: u64, seq: u64) -> String {
         (seq >> 48) as u16,
         seq & 0xffff_ffff_ffff
     )
-}
-
-fn parse_run_id(run_id: &str) -> Option<u64> {
-    let parts: Vec<&str> = run_id.split('-').collect();
-    if parts.len() != 5 {
-        return None;
-    }
-    let hi = u64::from_str_radix(parts[3], 16).ok()?;
-    let lo = u64::from_str_radix(parts[4], 16).ok()?;
-    Some((hi << 48) | lo)
-}
-
-fn info_of(run: &RunState) -> WorkflowExecutionInfo {
-    WorkflowExecutionInfo {
-        workflow_id: run.workflow_id.clone(),
-        run_id: run.run_id.clone(),
-        workflow_type: run.workflow_type.clone(),
-        task_queue: run.task_queue.clone(),
-        status: run.status,
-        start_time_ms: run.start_time_ms,
-        close_time_ms: run.close_time_ms,
-        history_length: run.history_length(),
-        history_size_bytes: run.history_size_bytes,
-        state_transition_count: run.state_transition_count,
-    }
-}
-
-fn history_run_id(
-    core: &super::core::Core,
-    store: &super::store::Store,
-    seq: u64,
-) -> Result<String, EngineError> {
-    if let Some(r) = core.runs.get(&seq) {
-        return Ok(r.run_id.clone());
-    }
-    Ok(store.run(seq)?.map(|r| r.run_id).unwrap_or_default())
 }
 
 fn check_payload(what: &str, p: &Payload) -> Result<(), EngineError> {
@@ -430,8 +323,8 @@ impl Engine {
                 return Err(EngineError::AlreadyFinished(message));
             }
         }
-        let store = self.inner.store.clone();
-        let (handle, ticket, effects, change) = {
+        let seq = self.inner.store.next_run_seq();
+        let (handle, staged) = {
             let mut core = self.lock();
             if let Some(run) = core
                 .running_ids
@@ -444,8 +337,7 @@ impl Engine {
                 });
             }
             let now = self.now_ms();
-            let seq = store.next_run_seq()?;
-            let (mut run, tr) = build_run(
+            let (run, tr) = build_run(
                 seq,
                 now,
                 NewRun {
@@ -462,196 +354,14 @@ impl Engine {
                     first_workflow_task_backoff: Duration::ZERO,
                 },
             );
-            let run_id = run.run_id.clone();
-            let mut batch = WriteBatch::default();
-            self.batch_run(&mut batch, &mut run, &tr)?;
-            batch.put_workflow_index(&opts.workflow_id, seq);
-            let ticket = store.commit(batch)?;
-            core.run_tickets.insert(seq, ticket);
-            let change = super::feed::Change {
-                workflow_id: run.workflow_id.clone(),
-                run_id: run_id.clone(),
-                status: run.status,
-                new_events: tr.events.len() as u64,
+            let handle = RunHandle {
+                workflow_id: opts.workflow_id,
+                run_id: run.run_id.clone(),
             };
-            core.running_ids.insert(opts.workflow_id.clone(), seq);
-            core.runs.insert(seq, run);
-            (
-                RunHandle {
-                    workflow_id: opts.workflow_id,
-                    run_id,
-                },
-                ticket,
-                tr.effects,
-                change,
-            )
+            (handle, self.stage(&mut core, vec![(run, tr)], now)?)
         };
-        self.finish(ticket, effects, Some(change)).await?;
+        self.finish(staged).await?;
         Ok(handle)
-    }
-
-    /// Finds a run: the given run id, or the workflow id's newest run.
-    fn resolve(&self, workflow_id: &str, run_id: Option<&str>) -> Result<u64, EngineError> {
-        let not_found = || EngineError::WorkflowNotFound {
-            workflow_id: workflow_id.to_string(),
-        };
-        match run_id.filter(|r| !r.is_empty()) {
-            Some(r) => {
-                let run_not_found = || EngineError::RunNotFound {
-                    workflow_id: workflow_id.to_string(),
-                    run_id: r.to_string(),
-                };
-                let seq = parse_run_id(r).ok_or_else(run_not_found)?;
-                match self.inner.store.run(seq)? {
-                    Some(run) if run.workflow_id == workflow_id && run.run_id == r => Ok(seq),
-                    _ => Err(run_not_found()),
-                }
-            }
-            None => self
-                .inner
-                .store
-                .run_seq_of(workflow_id)?
-                .ok_or_else(not_found),
-        }
-    }
-
-    /// The run to act on, which must be running (Temporal's "workflow
-    /// execution already completed" otherwise).
-    async fn running_seq(
-        &self,
-        workflow_id: &str,
-        run_id: Option<&str>,
-    ) -> Result<u64, EngineError> {
-        let seq = self.resolve(workflow_id, run_id)?;
-        if self.lock().runs.contains_key(&seq) {
-            return Ok(seq);
-        }
-        let run = self.durable_run(seq).await?;
-        Err(EngineError::AlreadyCompleted {
-            workflow_id: workflow_id.to_string(),
-            run_id: run.run_id,
-        })
-    }
-
-    /// The state of a run, returned once everything it reflects is durable.
-    async fn durable_run(&self, seq: u64) -> Result<RunState, EngineError> {
-        let (run, ticket) = {
-            let core = self.lock();
-            let ticket = self.inner.store.written();
-            let run = core.runs.get(&seq).cloned();
-            (run, ticket)
-        };
-        // Every change reflected in memory was committed with a ticket ≤ this;
-        // a run no longer in memory is read from sled only once its last
-        // commit is applied (group commit applies writes at flush time).
-        self.inner.store.durable(ticket).await?;
-        match run {
-            Some(r) => Ok(r),
-            None => self
-                .inner
-                .store
-                .run(seq)?
-                .ok_or(EngineError::TaskNotFound(format!("run {seq} vanished"))),
-        }
-    }
-
-    /// Execution info, pending activities and the pending workflow task.
-    pub async fn describe(
-        &self,
-        workflow_id: &str,
-        run_id: Option<&str>,
-    ) -> Result<WorkflowDescription, EngineError> {
-        let seq = self.resolve(workflow_id, run_id)?;
-        let run = self.durable_run(seq).await?;
-        let pending_activities = run
-            .activities
-            .iter()
-            .map(|a| PendingActivityInfo {
-                activity_id: a.activity_id.clone(),
-                activity_type: a.activity_type.clone(),
-                state: if a.cancel_requested {
-                    PendingActivityState::CancelRequested
-                } else {
-                    a.state
-                },
-                attempt: a.attempt,
-                maximum_attempts: a.retry_policy.maximum_attempts,
-                scheduled_time_ms: a.scheduled_time_ms,
-                expiration_time_ms: a.expiration_ms,
-                last_failure: a.last_failure.clone(),
-                last_started_time_ms: a.last_started_time_ms,
-                last_worker_identity: a.last_worker_identity.clone(),
-                current_retry_interval: a.current_retry_interval,
-                last_attempt_complete_time_ms: a.last_attempt_complete_time_ms,
-                next_attempt_schedule_time_ms: a.next_attempt_schedule_time_ms,
-                retry_policy: a.retry_policy.clone(),
-                start_to_close_timeout: a.timeouts.start_to_close,
-                schedule_to_close_timeout: a.timeouts.schedule_to_close,
-                heartbeat_timeout: a.timeouts.heartbeat,
-                heartbeat_details: a.heartbeat_details.clone(),
-                last_heartbeat_time_ms: a.last_heartbeat_time_ms,
-            })
-            .collect();
-        let pending_workflow_task = run.workflow_task.as_ref().map(|w| PendingWorkflowTaskInfo {
-            started: w.started.is_some(),
-            attempt: w.attempt,
-            scheduled_time_ms: w.scheduled_time_ms,
-            original_scheduled_time_ms: w.original_scheduled_time_ms,
-            started_time_ms: w.started.as_ref().map(|s| s.started_time_ms),
-        });
-        Ok(WorkflowDescription {
-            info: info_of(&run),
-            pending_activities,
-            pending_workflow_task,
-        })
-    }
-
-    /// The history of a run (the newest run of the id when `run_id` is None).
-    pub async fn history(
-        &self,
-        workflow_id: &str,
-        run_id: Option<&str>,
-    ) -> Result<Vec<HistoryEvent>, EngineError> {
-        let seq = self.resolve(workflow_id, run_id)?;
-        let ticket = self.inner.store.written();
-        self.inner.store.durable(ticket).await?;
-        Ok(self.inner.store.history(seq)?)
-    }
-
-    /// Runs, newest first, `page_size` at a time.
-    pub async fn list(
-        &self,
-        filter: &ListFilter,
-        page_size: usize,
-        page_token: Option<u64>,
-    ) -> Result<ListPage, EngineError> {
-        let ticket = self.inner.store.written();
-        self.inner.store.durable(ticket).await?;
-        let page_size = page_size.max(1);
-        let mut executions = Vec::new();
-        let mut next_page_token = None;
-        for item in self.inner.store.runs_newest_first(page_token) {
-            let (seq, run) = item?;
-            if filter.status.is_some_and(|s| s != run.status) {
-                continue;
-            }
-            if filter
-                .workflow_type
-                .as_ref()
-                .is_some_and(|t| t != &run.workflow_type)
-            {
-                continue;
-            }
-            if executions.len() == page_size {
-                next_page_token = Some(seq + 1);
-                break;
-            }
-            executions.push(info_of(&run));
-        }
-        Ok(ListPage {
-            executions,
-            next_page_token,
-        })
     }
 
     /// Waits until the run closes and returns how it closed.
@@ -869,30 +579,32 @@ impl Engine {
                 "cannot reset to event {event_id}: event {first} (an activity or timer) was still pending there; reset to an earlier workflow task"
             )));
         }
-        let (task_queue, task_timeout, workflow_type) = match &history[0].attributes {
-            EventAttributes::WorkflowExecutionStarted {
-                task_queue,
-                workflow_task_timeout,
-                workflow_type,
-                ..
-            } => (
-                task_queue.clone(),
-                *workflow_task_timeout,
-                workflow_type.clone(),
-            ),
-            _ => {
-                return Err(EngineError::Store(super::error::StoreError::CorruptValue {
-                    what: format!("history of {workflow_id}"),
-                    detail: "does not begin with WorkflowExecutionStarted".into(),
-                }));
-            }
-        };
-        let store = self.inner.store.clone();
-        let (handle, ticket, effects) = {
+        let (task_queue, task_timeout, workflow_type, first_execution_run_id) =
+            match &history[0].attributes {
+                EventAttributes::WorkflowExecutionStarted {
+                    task_queue,
+                    workflow_task_timeout,
+                    workflow_type,
+                    first_execution_run_id,
+                    ..
+                } => (
+                    task_queue.clone(),
+                    *workflow_task_timeout,
+                    workflow_type.clone(),
+                    first_execution_run_id.clone(),
+                ),
+                _ => {
+                    return Err(EngineError::Store(super::error::StoreError::CorruptValue {
+                        what: format!("history of {workflow_id}"),
+                        detail: "does not begin with WorkflowExecutionStarted".into(),
+                    }));
+                }
+            };
+        let old_run_id = self.durable_run(seq).await?.run_id;
+        let new_seq = self.inner.store.next_run_seq();
+        let (handle, staged) = {
             let mut core = self.lock();
             let now = self.now_ms();
-            let new_seq = store.next_run_seq()?;
-            let old_run_id = history_run_id(&core, &store, seq)?;
             let mut run = RunState::new(
                 new_seq,
                 workflow_id,
@@ -902,6 +614,7 @@ impl Engine {
                 now,
                 task_timeout,
             );
+            run.first_execution_run_id = first_execution_run_id;
             let mut tr = Transition::default();
             for e in prefix {
                 run.append(&mut tr, e.event_time_ms, e.attributes.clone());
@@ -931,10 +644,9 @@ impl Engine {
                 }
             }
             run.schedule_workflow_task(&mut tr, now);
-            let mut batch = WriteBatch::default();
-            let mut effects = Vec::new();
-            if let Some(old) = core.runs.get(&seq).cloned() {
-                let mut old = old;
+            let mut updates = Vec::new();
+            // A running old run is terminated in the same commit.
+            if let Some(mut old) = core.runs.get(&seq).cloned() {
                 let mut old_tr = Transition::default();
                 old.terminate(
                     &mut old_tr,
@@ -942,31 +654,16 @@ impl Engine {
                     &format!("root: {reason}"),
                     "history-resetter",
                 );
-                self.batch_run(&mut batch, &mut old, &old_tr)?;
-                effects.extend(old_tr.effects);
-                core.runs.remove(&seq);
+                updates.push((old, old_tr));
             }
-            self.batch_run(&mut batch, &mut run, &tr)?;
-            batch.put_workflow_index(workflow_id, new_seq);
-            let ticket = store.commit(batch)?;
-            core.run_tickets.remove(&seq);
-            core.run_tickets.insert(new_seq, ticket);
-            effects.extend(tr.effects);
             let handle = RunHandle {
                 workflow_id: workflow_id.to_string(),
                 run_id: run.run_id.clone(),
             };
-            core.running_ids.insert(workflow_id.to_string(), new_seq);
-            core.runs.insert(new_seq, run);
-            (handle, ticket, effects)
+            updates.push((run, tr));
+            (handle, self.stage(&mut core, updates, now)?)
         };
-        let change = super::feed::Change {
-            workflow_id: workflow_id.to_string(),
-            run_id: handle.run_id.clone(),
-            status: WorkflowExecutionStatus::Running,
-            new_events: 0,
-        };
-        self.finish(ticket, effects, Some(change)).await?;
+        self.finish(staged).await?;
         Ok(handle)
     }
 

@@ -238,6 +238,83 @@ pub struct ActivityState {
     pub last_heartbeat_time_ms: Option<u64>,
     /// Workflow code asked to cancel it; the running attempt learns of it by heartbeat.
     pub cancel_requested: bool,
+    /// The attempts so far, oldest first, at most [`MAX_ATTEMPT_RECORDS`].
+    pub attempts: Vec<AttemptRecord>,
+}
+
+/// How many attempts of one activity are remembered for drawing.
+pub const MAX_ATTEMPT_RECORDS: usize = 100;
+
+/// One attempt of an activity, as a timeline draws it. holdfast's own
+/// record (Temporal keeps only the last attempt's facts); never in history.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AttemptRecord {
+    pub attempt: u32,
+    /// When a worker took it; `None` if it never started (it timed out
+    /// waiting to be picked up).
+    pub started_time_ms: Option<u64>,
+    pub worker_identity: String,
+    pub ended_time_ms: Option<u64>,
+    pub outcome: AttemptOutcome,
+    /// The failure's message, for a failed or timed-out attempt.
+    pub failure_message: Option<String>,
+    /// When the next attempt was scheduled for, if this one was retried.
+    pub next_attempt_time_ms: Option<u64>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum AttemptOutcome {
+    Running,
+    Completed,
+    Failed,
+    TimedOut(TimeoutType),
+    Canceled,
+}
+
+impl ActivityState {
+    /// Records that the current attempt started.
+    fn record_start(&mut self, now: u64, identity: &str) {
+        if self.attempts.len() == MAX_ATTEMPT_RECORDS {
+            self.attempts.remove(0);
+        }
+        self.attempts.push(AttemptRecord {
+            attempt: self.attempt,
+            started_time_ms: Some(now),
+            worker_identity: identity.to_string(),
+            ended_time_ms: None,
+            outcome: AttemptOutcome::Running,
+            failure_message: None,
+            next_attempt_time_ms: None,
+        });
+    }
+
+    /// Records how the current attempt ended (one that never started gets a
+    /// record of its own).
+    fn record_end(&mut self, now: u64, outcome: AttemptOutcome, failure: Option<&Failure>) {
+        let open = self
+            .attempts
+            .last()
+            .is_some_and(|r| r.attempt == self.attempt && r.ended_time_ms.is_none());
+        if !open {
+            if self.attempts.len() == MAX_ATTEMPT_RECORDS {
+                self.attempts.remove(0);
+            }
+            self.attempts.push(AttemptRecord {
+                attempt: self.attempt,
+                started_time_ms: None,
+                worker_identity: String::new(),
+                ended_time_ms: None,
+                outcome,
+                failure_message: None,
+                next_attempt_time_ms: None,
+            });
+        }
+        if let Some(r) = self.attempts.last_mut() {
+            r.ended_time_ms = Some(now);
+            r.outcome = outcome;
+            r.failure_message = failure.map(|f| f.message.clone());
+        }
+    }
 }
 
 impl ActivityState {
@@ -319,6 +396,10 @@ pub struct RunState {
     pub cancel_requested: bool,
     /// When the execution (or run) timeout expires, if one is set.
     pub expiration_ms: Option<u64>,
+    /// The first run of a continue-as-new chain (this run if it began one).
+    pub first_execution_run_id: String,
+    /// How long this run's first workflow task waited (continue-as-new's backoff).
+    pub first_workflow_task_backoff: Duration,
 }
 
 /// A pending user timer: fires at an absolute time, so a crash neither loses nor shifts it.
@@ -451,11 +532,18 @@ impl RunState {
             timers: Vec::new(),
             cancel_requested: false,
             expiration_ms: None,
+            first_execution_run_id: run_id.to_string(),
+            first_workflow_task_backoff: Duration::ZERO,
         }
     }
 
     pub fn is_running(&self) -> bool {
         self.status == WorkflowExecutionStatus::Running
+    }
+
+    /// Whether an activity has failed at least once and is still pending.
+    pub fn has_activity_retrying(&self) -> bool {
+        self.is_running() && self.activities.iter().any(|a| a.attempt > 1)
     }
 
     pub fn history_length(&self) -> u64 {
@@ -786,6 +874,7 @@ impl RunState {
                         heartbeat_details: None,
                         last_heartbeat_time_ms: None,
                         cancel_requested: false,
+                        attempts: Vec::new(),
                     };
                     self.enqueue_activity(tr, &act, now);
                     self.activities.push(act);
@@ -1083,6 +1172,7 @@ impl RunState {
         a.last_started_time_ms = Some(now);
         a.last_heartbeat_time_ms = None;
         a.last_worker_identity = identity.to_string();
+        a.record_start(now, identity);
         a.running_attempt_timers(seq, now)
     }
 
@@ -1125,6 +1215,11 @@ impl RunState {
         identity: Option<&str>,
     ) {
         let seq = self.seq;
+        let outcome = match failure.timeout_type() {
+            Some(t) => AttemptOutcome::TimedOut(t),
+            None => AttemptOutcome::Failed,
+        };
+        self.activities[idx].record_end(now, outcome, Some(&failure));
         if self.activities[idx].cancel_requested {
             let a = self.activities.remove(idx);
             let identity = identity.unwrap_or(&a.last_worker_identity).to_string();
@@ -1150,6 +1245,9 @@ impl RunState {
                 a.last_attempt_complete_time_ms = Some(now);
                 a.current_retry_interval = Some(interval);
                 let next = now + interval.as_millis() as u64;
+                if let Some(r) = a.attempts.last_mut() {
+                    r.next_attempt_time_ms = Some(next);
+                }
                 a.next_attempt_schedule_time_ms = Some(next);
                 a.scheduled_time_ms = next;
                 tr.effects.push(Effect::Timer {

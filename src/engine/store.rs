@@ -5,6 +5,12 @@
 //! - `r/<run seq: u64 BE>`         → envelope(RunState)
 //! - `h/<run seq><event id: u64 BE>` → envelope(HistoryEvent)
 //! - `w/<workflow id>`             → run seq of the id's newest run
+//! - `s/<status: u8><run seq>`     → (empty) index of runs by status; the
+//!   `Running` prefix is what recovery reads, so opening costs what is running
+//! - `t/<workflow type>\0<run seq>` → (empty) index of runs by type
+//! - `y/<run seq>`                 → (empty) runs with an activity retrying
+//!
+//! Indexes are written in the same batch as the run they describe.
 //!
 //! A transition's writes go in one [`sled::Batch`], applied atomically. A
 //! commit returns a ticket; [`Store::durable`] waits until a flush covers that
@@ -22,12 +28,16 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-use super::error::StoreError;
-use super::history::HistoryEvent;
-use super::state::RunState;
+use tokio::sync::broadcast;
 
-/// Bumped when the stored layout changes incompatibly.
-pub const FORMAT_VERSION: u32 = 1;
+use super::error::StoreError;
+use super::feed::Change;
+use super::history::HistoryEvent;
+use super::state::{RunState, WorkflowExecutionStatus};
+
+/// Bumped when the stored layout changes incompatibly (2: indexes, attempt
+/// records, the first run of a chain in the run's state).
+pub(crate) const FORMAT_VERSION: u32 = 2;
 const ENVELOPE_VERSION: u8 = 1;
 const FORMAT_KEY: &[u8] = b"m/format_version";
 /// No stored value is larger than this (bincode refuses to allocate beyond it).
@@ -38,7 +48,7 @@ fn bincode_config() -> impl bincode::config::Config {
 }
 
 /// Encodes a value as a stored envelope.
-pub fn encode<T: Serialize>(value: &T) -> Result<Vec<u8>, StoreError> {
+pub(crate) fn encode<T: Serialize>(value: &T) -> Result<Vec<u8>, StoreError> {
     let body = bincode::serde::encode_to_vec(value, bincode_config())
         .map_err(|e| StoreError::Encode(e.to_string()))?;
     let mut out = Vec::with_capacity(body.len() + 5);
@@ -49,7 +59,7 @@ pub fn encode<T: Serialize>(value: &T) -> Result<Vec<u8>, StoreError> {
 }
 
 /// Decodes a stored envelope; `what` names the value in the error.
-pub fn decode<T: DeserializeOwned>(
+pub(crate) fn decode<T: DeserializeOwned>(
     bytes: &[u8],
     what: &dyn Fn() -> String,
 ) -> Result<T, StoreError> {
@@ -101,35 +111,101 @@ pub(crate) fn workflow_key(workflow_id: &str) -> Vec<u8> {
     k
 }
 
+fn status_byte(status: WorkflowExecutionStatus) -> u8 {
+    match status {
+        WorkflowExecutionStatus::Running => 1,
+        WorkflowExecutionStatus::Completed => 2,
+        WorkflowExecutionStatus::Failed => 3,
+        WorkflowExecutionStatus::Canceled => 4,
+        WorkflowExecutionStatus::Terminated => 5,
+        WorkflowExecutionStatus::ContinuedAsNew => 6,
+        WorkflowExecutionStatus::TimedOut => 7,
+    }
+}
+
+/// A secondary index of runs: every key is the index's prefix followed by
+/// the run's sequence number, so a scan comes out newest first.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) enum RunIndex {
+    /// Every run (the runs themselves).
+    All,
+    Status(WorkflowExecutionStatus),
+    Type(String),
+    Retrying,
+}
+
+impl RunIndex {
+    fn prefix(&self) -> Vec<u8> {
+        match self {
+            RunIndex::All => b"r/".to_vec(),
+            RunIndex::Status(s) => vec![b's', b'/', status_byte(*s)],
+            RunIndex::Type(t) => {
+                let mut k = b"t/".to_vec();
+                k.extend_from_slice(t.as_bytes());
+                k.push(0);
+                k
+            }
+            RunIndex::Retrying => b"y/".to_vec(),
+        }
+    }
+
+    fn key(&self, seq: u64) -> Vec<u8> {
+        let mut k = self.prefix();
+        k.extend_from_slice(&seq.to_be_bytes());
+        k
+    }
+}
 /// The writes of one transition. Committed batches are gathered and applied
 /// to sled as one atomic batch per flush (group commit), so a transition is
 /// never half-applied and one fsync serves every transition in the group.
 #[derive(Default)]
-pub struct WriteBatch {
-    ops: Vec<(Vec<u8>, Vec<u8>)>,
+pub(crate) struct WriteBatch {
+    /// `None` removes the key.
+    ops: Vec<(Vec<u8>, Option<Vec<u8>>)>,
 }
 
 impl WriteBatch {
-    pub fn put_event(&mut self, seq: u64, event: &HistoryEvent) -> Result<(), StoreError> {
+    pub(crate) fn put_event(&mut self, seq: u64, event: &HistoryEvent) -> Result<(), StoreError> {
         let v = encode(event)?;
-        self.ops.push((event_key(seq, event.event_id).to_vec(), v));
-        Ok(())
-    }
-
-    pub fn put_run(&mut self, seq: u64, run: &RunState) -> Result<(), StoreError> {
-        let v = encode(run)?;
-        self.ops.push((run_key(seq).to_vec(), v));
-        Ok(())
-    }
-
-    pub fn put_workflow_index(&mut self, workflow_id: &str, seq: u64) {
         self.ops
-            .push((workflow_key(workflow_id), seq.to_be_bytes().to_vec()));
+            .push((event_key(seq, event.event_id).to_vec(), Some(v)));
+        Ok(())
     }
 
-    /// Raw insert (used by the storage-floor benchmark).
-    pub fn put_raw(&mut self, key: &[u8], value: Vec<u8>) {
-        self.ops.push((key.to_vec(), value));
+    /// A run's state and the indexes that change with it (`before` is the
+    /// state the run had, `None` for a new run).
+    pub(crate) fn put_run(
+        &mut self,
+        before: Option<&RunState>,
+        run: &RunState,
+    ) -> Result<(), StoreError> {
+        let seq = run.seq;
+        self.ops.push((run_key(seq).to_vec(), Some(encode(run)?)));
+        match before {
+            None => {
+                self.ops.push((
+                    workflow_key(&run.workflow_id),
+                    Some(seq.to_be_bytes().to_vec()),
+                ));
+                let by_type = RunIndex::Type(run.workflow_type.clone());
+                self.ops.push((by_type.key(seq), Some(Vec::new())));
+                self.ops
+                    .push((RunIndex::Status(run.status).key(seq), Some(Vec::new())));
+            }
+            Some(b) if b.status != run.status => {
+                self.ops.push((RunIndex::Status(b.status).key(seq), None));
+                self.ops
+                    .push((RunIndex::Status(run.status).key(seq), Some(Vec::new())));
+            }
+            Some(_) => {}
+        }
+        let was = before.is_some_and(RunState::has_activity_retrying);
+        let is = run.has_activity_retrying();
+        if was != is {
+            let v = is.then(Vec::new);
+            self.ops.push((RunIndex::Retrying.key(seq), v));
+        }
+        Ok(())
     }
 }
 
@@ -138,15 +214,17 @@ struct FlushState {
     failed: Option<String>,
 }
 
-/// Committed, not yet applied to sled: `(ops, newest ticket)`.
+/// Committed, not yet applied to sled: the writes, the newest ticket, and
+/// the changes to announce once they are durable.
 #[derive(Default)]
 struct Pending {
-    ops: Vec<(Vec<u8>, Vec<u8>)>,
+    ops: Vec<(Vec<u8>, Option<Vec<u8>>)>,
     ticket: u64,
+    changes: Vec<Change>,
 }
 
 /// The sled database behind the engine.
-pub struct Store {
+pub(crate) struct Store {
     db: sled::Db,
     tree: sled::Tree,
     path: PathBuf,
@@ -156,13 +234,17 @@ pub struct Store {
     pending: std::sync::Mutex<Pending>,
     flush: tokio::sync::Mutex<FlushState>,
     flushes: AtomicU64,
+    /// The next run sequence number (one past the newest stored run).
+    next_seq: AtomicU64,
+    /// The change feed: each commit's [`Change`], sent in commit order once durable.
+    feed: broadcast::Sender<Change>,
 }
 
 impl Store {
     /// Opens (or creates) a data directory. Refuses a directory that holds
     /// something other than a holdfast store, a store of another format, a
     /// locked store, and a damaged one, each with an error that names it.
-    pub fn open(path: &Path) -> Result<Arc<Store>, StoreError> {
+    pub(crate) fn open(path: &Path) -> Result<Arc<Store>, StoreError> {
         let display = path.display().to_string();
         if path.exists() {
             if !path.is_dir() {
@@ -237,7 +319,19 @@ impl Store {
                 db.flush().map_err(|e| StoreError::from_sled(&display, e))?;
             }
         }
+        let last_seq = match tree
+            .range(run_key(0)..run_key(u64::MAX))
+            .next_back()
+            .transpose()
+            .map_err(|e| StoreError::from_sled(&display, e))?
+        {
+            Some((k, _)) => u64::from_be_bytes(k[2..10].try_into().unwrap_or([0; 8])),
+            None => 0,
+        };
+        let (feed, _) = broadcast::channel(4096);
         Ok(Arc::new(Store {
+            next_seq: AtomicU64::new(last_seq + 1),
+            feed,
             db,
             tree,
             path: path.to_path_buf(),
@@ -252,14 +346,14 @@ impl Store {
         }))
     }
 
-    pub fn path(&self) -> &Path {
+    pub(crate) fn path(&self) -> &Path {
         &self.path
     }
 
     /// A tree of its own in the same database for an application's data (a
     /// bank's accounts, say), so it lives and is flushed beside the engine's.
     /// The engine's own tree and sled's internal names are refused.
-    pub fn app_tree(&self, name: &str) -> Result<sled::Tree, StoreError> {
+    pub(crate) fn app_tree(&self, name: &str) -> Result<sled::Tree, StoreError> {
         if name.is_empty() || name == "engine" || name.starts_with("__") {
             return Err(StoreError::Io {
                 path: self.path.display().to_string(),
@@ -273,51 +367,64 @@ impl Store {
         StoreError::from_sled(&self.path.display().to_string(), e)
     }
 
-    /// A new, never reused run sequence number.
-    pub fn next_run_seq(&self) -> Result<u64, StoreError> {
-        // generate_id starts at 0; keep 0 free.
-        self.db
-            .generate_id()
-            .map(|id| id + 1)
-            .map_err(|e| self.err(e))
+    /// A new run sequence number, never handed out before by this store
+    /// (a number taken by a start that was never committed may come back
+    /// after a crash: nothing was written under it).
+    pub(crate) fn next_run_seq(&self) -> u64 {
+        self.next_seq.fetch_add(1, Ordering::SeqCst)
+    }
+
+    /// Subscribes to the change feed.
+    pub(crate) fn subscribe(&self) -> broadcast::Receiver<Change> {
+        self.feed.subscribe()
     }
 
     /// Queues a transition's writes for the next group; returns the ticket
     /// to wait on with [`Store::durable`]. Nothing is visible in sled, or
-    /// acknowledged, until that ticket is durable. Callers order commits of
-    /// one run themselves (the engine's lock).
-    pub fn commit(&self, batch: WriteBatch) -> Result<u64, StoreError> {
+    /// acknowledged, until that ticket is durable; `change` is announced on
+    /// the feed then, in commit order. Callers order commits of one run
+    /// themselves (the engine's lock).
+    pub(crate) fn commit(&self, batch: WriteBatch, change: Option<Change>) -> u64 {
         let mut p = self.pending.lock().unwrap_or_else(|e| e.into_inner());
         p.ops.extend(batch.ops);
         let ticket = self.written.fetch_add(1, Ordering::SeqCst) + 1;
         p.ticket = ticket;
-        Ok(ticket)
+        if let Some(mut c) = change {
+            c.commit = ticket;
+            p.changes.push(c);
+        }
+        ticket
     }
 
-    /// Takes every queued write as one sled batch, with the newest ticket it covers.
-    fn take_pending(&self) -> (sled::Batch, u64, bool) {
+    /// Takes every queued write as one sled batch, with the newest ticket it
+    /// covers and the changes to announce once it is durable.
+    fn take_pending(&self) -> (sled::Batch, u64, bool, Vec<Change>) {
         let mut p = self.pending.lock().unwrap_or_else(|e| e.into_inner());
         let ops = std::mem::take(&mut p.ops);
+        let changes = std::mem::take(&mut p.changes);
         let any = !ops.is_empty();
         let mut b = sled::Batch::default();
         for (k, v) in ops {
-            b.insert(k, v);
+            match v {
+                Some(v) => b.insert(k, v),
+                None => b.remove(k),
+            }
         }
-        (b, p.ticket, any)
+        (b, p.ticket, any, changes)
     }
 
     /// The newest ticket handed out.
-    pub fn written(&self) -> u64 {
+    pub(crate) fn written(&self) -> u64 {
         self.written.load(Ordering::SeqCst)
     }
 
     /// How many fsyncs the store has done (group commit makes this far smaller than commits).
-    pub fn flush_count(&self) -> u64 {
+    pub(crate) fn flush_count(&self) -> u64 {
         self.flushes.load(Ordering::Relaxed)
     }
 
     /// Waits until everything up to `ticket` is flushed to disk.
-    pub async fn durable(&self, ticket: u64) -> Result<(), StoreError> {
+    pub(crate) async fn durable(&self, ticket: u64) -> Result<(), StoreError> {
         if self.durable_up_to.load(Ordering::SeqCst) >= ticket {
             return Ok(());
         }
@@ -331,7 +438,7 @@ impl Store {
         if st.flushed >= ticket {
             return Ok(());
         }
-        let (batch, target, any) = self.take_pending();
+        let (batch, target, any, changes) = self.take_pending();
         let db = self.db.clone();
         let tree = self.tree.clone();
         let res = tokio::task::spawn_blocking(move || {
@@ -346,6 +453,10 @@ impl Store {
             Ok(Ok(_)) => {
                 st.flushed = target;
                 self.durable_up_to.store(target, Ordering::SeqCst);
+                // Flushes are serialized by `st`, so changes go out in commit order.
+                for c in changes {
+                    let _ = self.feed.send(c);
+                }
                 Ok(())
             }
             Ok(Err(e)) => {
@@ -364,22 +475,22 @@ impl Store {
     }
 
     /// Applies and flushes everything committed so far (blocking).
-    pub fn flush_blocking(&self) -> Result<(), StoreError> {
-        let (batch, _, any) = self.take_pending();
+    pub(crate) fn flush_blocking(&self) -> Result<(), StoreError> {
+        let (batch, _, any, _) = self.take_pending();
         if any {
             self.tree.apply_batch(batch).map_err(|e| self.err(e))?;
         }
         self.db.flush().map(|_| ()).map_err(|e| self.err(e))
     }
 
-    pub fn run(&self, seq: u64) -> Result<Option<RunState>, StoreError> {
+    pub(crate) fn run(&self, seq: u64) -> Result<Option<RunState>, StoreError> {
         match self.tree.get(run_key(seq)).map_err(|e| self.err(e))? {
             Some(v) => decode(&v, &|| format!("run {seq}")).map(Some),
             None => Ok(None),
         }
     }
 
-    pub fn run_seq_of(&self, workflow_id: &str) -> Result<Option<u64>, StoreError> {
+    pub(crate) fn run_seq_of(&self, workflow_id: &str) -> Result<Option<u64>, StoreError> {
         match self
             .tree
             .get(workflow_key(workflow_id))
@@ -396,38 +507,91 @@ impl Store {
         }
     }
 
-    /// All runs, newest first, starting below `before` (exclusive) when given.
-    pub fn runs_newest_first(
+    /// Run sequence numbers in an index, newest first, below `before`
+    /// (exclusive) when given.
+    pub(crate) fn index_newest_first(
         &self,
+        index: &RunIndex,
         before: Option<u64>,
-    ) -> impl Iterator<Item = Result<(u64, RunState), StoreError>> + '_ {
-        let start = run_key(0);
-        let end = before.map(run_key).unwrap_or_else(|| {
-            let mut k = [0u8; 10];
-            k[..2].copy_from_slice(b"r0"); // '0' follows '/'
-            k
-        });
-        self.tree.range(start..end).rev().map(move |item| {
-            let (k, v) = item.map_err(|e| self.err(e))?;
-            let seq = u64::from_be_bytes(k[2..10].try_into().unwrap_or([0; 8]));
-            let run: RunState = decode(&v, &|| format!("run {seq}"))?;
-            Ok((seq, run))
+    ) -> impl Iterator<Item = Result<u64, StoreError>> + '_ {
+        let prefix = index.prefix();
+        let start = index.key(0);
+        let end = index.key(before.unwrap_or(u64::MAX));
+        let inclusive_end = before.is_none();
+        let n = prefix.len();
+        let range = if inclusive_end {
+            self.tree.range(start..=end)
+        } else {
+            self.tree.range(start..end)
+        };
+        range.rev().map(move |item| {
+            let (k, _) = item.map_err(|e| self.err(e))?;
+            let seq = k
+                .get(n..n + 8)
+                .and_then(|b| <[u8; 8]>::try_from(b).ok())
+                .map(u64::from_be_bytes)
+                .ok_or_else(|| StoreError::CorruptValue {
+                    what: "a run index key".into(),
+                    detail: format!("{} bytes", k.len()),
+                })?;
+            Ok(seq)
         })
     }
 
+    /// The runs in an index, newest first, below `before` (exclusive).
+    pub(crate) fn runs_newest_first<'a>(
+        &'a self,
+        index: &RunIndex,
+        before: Option<u64>,
+    ) -> Box<dyn Iterator<Item = Result<RunState, StoreError>> + 'a> {
+        if *index == RunIndex::All {
+            let end = run_key(before.unwrap_or(u64::MAX));
+            let range = match before {
+                Some(_) => self.tree.range(run_key(0)..end),
+                None => self.tree.range(run_key(0)..=end),
+            };
+            return Box::new(range.rev().map(move |item| {
+                let (k, v) = item.map_err(|e| self.err(e))?;
+                let seq = u64::from_be_bytes(k[2..10].try_into().unwrap_or([0; 8]));
+                decode(&v, &|| format!("run {seq}"))
+            }));
+        }
+        Box::new(self.index_newest_first(index, before).map(move |seq| {
+            let seq = seq?;
+            self.run(seq)?.ok_or_else(|| StoreError::CorruptValue {
+                what: format!("index entry of run {seq}"),
+                detail: "points at no run".into(),
+            })
+        }))
+    }
+
     /// The whole history of a run, checked to be numbered 1..n without gaps.
-    pub fn history(&self, seq: u64) -> Result<Vec<HistoryEvent>, StoreError> {
+    pub(crate) fn history(&self, seq: u64) -> Result<Vec<HistoryEvent>, StoreError> {
         self.history_from(seq, 1)
     }
 
     /// History events of a run with ids ≥ `from`.
-    pub fn history_from(&self, seq: u64, from: u64) -> Result<Vec<HistoryEvent>, StoreError> {
+    pub(crate) fn history_from(
+        &self,
+        seq: u64,
+        from: u64,
+    ) -> Result<Vec<HistoryEvent>, StoreError> {
+        self.history_page(seq, from, usize::MAX)
+    }
+
+    /// Up to `max` history events of a run with ids ≥ `from`.
+    pub(crate) fn history_page(
+        &self,
+        seq: u64,
+        from: u64,
+        max: usize,
+    ) -> Result<Vec<HistoryEvent>, StoreError> {
         let mut out = Vec::new();
         let first = from.max(1);
         let start = event_key(seq, first);
         let end = event_key(seq, u64::MAX);
         let prefix = history_prefix(seq);
-        for (expect, item) in (first..).zip(self.tree.range(start..end)) {
+        for (expect, item) in (first..).zip(self.tree.range(start..end).take(max)) {
             let (k, v) = item.map_err(|e| self.err(e))?;
             debug_assert!(k.starts_with(&prefix));
             let ev: HistoryEvent = decode(&v, &|| format!("event of run {seq}"))?;

@@ -5,10 +5,10 @@
 
 use std::time::Duration;
 
-use super::core::{Engine, apply_effect};
 use super::error::EngineError;
 use super::failure::Failure;
 use super::history::{HistoryEvent, Payload, WorkflowTaskFailedCause};
+use super::runtime::Engine;
 use super::state::{Command, PendingActivityState, Transition};
 
 /// Names one dispatched workflow task.
@@ -163,7 +163,7 @@ impl Engine {
     /// armed before looking, so a task pushed in between is never missed.
     async fn poll_queue<T>(
         &self,
-        notify_of: impl Fn(&mut super::core::Core) -> std::sync::Arc<tokio::sync::Notify>,
+        notify_of: impl Fn(&mut super::runtime::Core) -> std::sync::Arc<tokio::sync::Notify>,
         take: impl Fn() -> Result<Option<T>, EngineError>,
     ) -> Result<T, EngineError> {
         loop {
@@ -193,7 +193,7 @@ impl Engine {
                 .and_then(|q| q.items.pop_front())
             {
                 let request_id = self.next_request_id();
-                let Some(run) = core.runs.get_mut(&seq) else {
+                let Some(run) = core.runs.get(&seq) else {
                     continue;
                 };
                 let ready = run
@@ -203,6 +203,7 @@ impl Engine {
                 if !ready {
                     continue;
                 }
+                let mut run = run.clone();
                 let Some(timer) = run.start_workflow_task(identity, now, request_id) else {
                     continue;
                 };
@@ -215,8 +216,14 @@ impl Engine {
                     run.workflow_type.clone(),
                     attempt,
                 );
-                apply_effect(&mut core, timer, &self.inner.timer_wake);
+                // The task's history is everything committed before its start.
                 let ticket = core.run_tickets.get(&seq).copied().unwrap_or(0);
+                let tr = Transition {
+                    effects: vec![timer],
+                    ..Transition::default()
+                };
+                let staged = self.stage(&mut core, vec![(run, tr)], now)?;
+                self.settle_lazily(&mut core, staged);
                 taken = Some((info, ticket));
                 break;
             }
@@ -333,7 +340,7 @@ impl Engine {
             .get_mut(queue)
             .and_then(|q| q.items.pop_front())
         {
-            let Some(run) = core.runs.get_mut(&seq) else {
+            let Some(run) = core.runs.get(&seq) else {
                 continue;
             };
             let Some(idx) = run.activity_index(scheduled) else {
@@ -343,6 +350,7 @@ impl Engine {
             if a.attempt != attempt || a.state != PendingActivityState::Scheduled {
                 continue;
             }
+            let mut run = run.clone();
             let timers = run.start_activity(idx, identity, now);
             let a = &run.activities[idx];
             let task = ActivityTask {
@@ -364,14 +372,15 @@ impl Engine {
                 heartbeat_timeout: a.timeouts.heartbeat,
                 heartbeat_details: a.heartbeat_details.clone(),
             };
-            // Record the start (attempt, worker, time) for describe and for
-            // recovery; dispatch need not wait for it to be durable: if it is
-            // lost, the attempt simply runs again.
-            let ticket = self.commit_run(run, &Transition::default())?;
-            core.run_tickets.insert(seq, ticket);
-            for timer in timers {
-                apply_effect(&mut core, timer, &self.inner.timer_wake);
-            }
+            let tr = Transition {
+                effects: timers,
+                ..Transition::default()
+            };
+            // The start (attempt, worker, time) is committed for describe,
+            // the feed and recovery; dispatch need not wait for the flush:
+            // if a crash takes it back, the attempt simply runs again.
+            let staged = self.stage(&mut core, vec![(run, tr)], now)?;
+            self.settle_lazily(&mut core, staged);
             return Ok(Some(task));
         }
         Ok(None)
@@ -397,25 +406,29 @@ impl Engine {
     }
 
     /// Records a heartbeat of the running attempt: its details survive into
-    /// the next attempt, and it pushes the heartbeat deadline back. Like the
-    /// attempt's start it is committed without waiting for the flush.
+    /// the next attempt, and it pushes the heartbeat deadline back. Returns
+    /// at once (an activity heartbeats from synchronous code).
     pub fn record_activity_heartbeat(
         &self,
         token: &ActivityTaskToken,
         details: Payload,
     ) -> Result<(), EngineError> {
-        let now = self.now_ms();
-        let mut core = self.lock();
-        let run = core.runs.get_mut(&token.seq).ok_or_else(|| {
-            EngineError::TaskNotFound("the activity's workflow is no longer running".into())
-        })?;
-        let idx = Self::activity_attempt_index(run, token)?;
-        let a = &mut run.activities[idx];
-        a.heartbeat_details = Some(details);
-        a.last_heartbeat_time_ms = Some(now);
-        let cancel = a.cancel_requested;
-        let ticket = self.commit_run(run, &Transition::default())?;
-        core.run_tickets.insert(token.seq, ticket);
+        let cancel = {
+            let now = self.now_ms();
+            let mut core = self.lock();
+            let run = core.runs.get(&token.seq).ok_or_else(|| {
+                EngineError::TaskNotFound("the activity's workflow is no longer running".into())
+            })?;
+            let idx = Self::activity_attempt_index(run, token)?;
+            let mut run = run.clone();
+            let a = &mut run.activities[idx];
+            a.heartbeat_details = Some(details);
+            a.last_heartbeat_time_ms = Some(now);
+            let cancel = a.cancel_requested;
+            let staged = self.stage(&mut core, vec![(run, Transition::default())], now)?;
+            self.settle_lazily(&mut core, staged);
+            cancel
+        };
         if cancel {
             return Err(EngineError::ActivityCancelRequested);
         }

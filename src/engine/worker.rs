@@ -19,9 +19,9 @@ use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 
 use super::clock::Clock;
-use super::core::Engine;
 use super::failure::Failure;
 use super::history::{EventAttributes, Payload, WorkflowTaskFailedCause};
+use super::runtime::Engine;
 use super::tasks::{ActivityTask, WorkflowTask};
 use super::workflow::{
     ActivationError, WfContext, WorkflowError, WorkflowFuture, WorkflowInfo, WorkflowInstance,

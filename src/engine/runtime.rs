@@ -1,21 +1,24 @@
-//! The engine: in-memory state of running executions, task queues and
-//! timers, all derived from the store, plus the commit path every transition
-//! takes: transition → one atomic batch → durable flush → effects.
+//! The engine's runtime: in-memory state of running executions, task
+//! queues and timers, all derived from the store, and the one commit path
+//! every durable change takes: a pure transition on a copy of each run it
+//! touches → one atomic batch (events, states, indexes) → the durable flush
+//! → effects, with exactly one [`Change`] on the feed once durable.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, RwLock, Weak};
 
-use tokio::sync::{Notify, broadcast, oneshot};
+use tokio::sync::{Notify, oneshot};
 
 use super::clock::Clock;
 use super::error::{EngineError, StoreError};
 use super::failure::Failure;
-use super::feed::Change;
-use super::history::{HistoryEvent, Payload, TimeoutType};
+use super::feed::{Change, RunChange};
+use super::history::{Payload, TimeoutType};
+use super::read_model::describe_run;
 use super::state::{Effect, PendingActivityState, RunState, TimerKey, Transition};
-use super::store::{Store, WriteBatch};
+use super::store::{RunIndex, Store, WriteBatch};
 
 /// Temporal's history limits: past `warn` a warning is logged; past
 /// `error` the run is terminated.
@@ -61,6 +64,17 @@ impl EngineConfig {
     }
 }
 
+/// How long a lazily settled commit waits for another commit's flush to
+/// carry it before flushing itself (so a short activity costs no extra fsync).
+const LAZY_FLUSH_DELAY: std::time::Duration = std::time::Duration::from_millis(5);
+
+/// A commit on its way to disk: its ticket and the effects to run once durable.
+#[must_use = "a staged commit must be finished"]
+pub(crate) struct Staged {
+    pub(crate) ticket: u64,
+    pub(crate) effects: Vec<Effect>,
+}
+
 /// Checks a workflow type's input before anything is written.
 pub type InputValidator = Arc<dyn Fn(&Payload) -> Result<(), String> + Send + Sync>;
 
@@ -99,7 +113,6 @@ pub(crate) struct Inner {
     pub(crate) store: Arc<Store>,
     pub(crate) clock: Clock,
     pub(crate) core: Mutex<Core>,
-    pub(crate) feed: broadcast::Sender<Change>,
     pub(crate) timer_wake: Arc<Notify>,
     pub(crate) catalog: RwLock<BTreeMap<String, InputValidator>>,
     pub(crate) next_request: AtomicU64,
@@ -126,7 +139,6 @@ impl Engine {
     /// executions, and starts the timer loop. Call inside a tokio runtime.
     pub fn open(config: EngineConfig) -> Result<Engine, StoreError> {
         let store = Store::open(&config.data_dir)?;
-        let (feed, _) = broadcast::channel(4096);
         let inner = Arc::new(Inner {
             store,
             clock: config.clock,
@@ -141,7 +153,6 @@ impl Engine {
                 timers: BTreeSet::new(),
                 waiters: HashMap::new(),
             }),
-            feed,
             timer_wake: Arc::new(Notify::new()),
             catalog: RwLock::new(BTreeMap::new()),
             next_request: AtomicU64::new(1),
@@ -180,8 +191,15 @@ impl Engine {
         self.inner.clock.now_ms()
     }
 
-    pub fn store(&self) -> &Arc<Store> {
-        &self.inner.store
+    /// The data directory.
+    pub fn data_dir(&self) -> &std::path::Path {
+        self.inner.store.path()
+    }
+
+    /// How many flushes to disk the engine has made (group commit makes
+    /// this far smaller than the number of commits).
+    pub fn flush_count(&self) -> u64 {
+        self.inner.store.flush_count()
     }
 
     /// An application's own tree in the engine's database (see [`Store::app_tree`]).
@@ -198,11 +216,6 @@ impl Engine {
     /// Committed transitions since open.
     pub fn transition_count(&self) -> u64 {
         self.inner.transitions.load(Ordering::Relaxed)
-    }
-
-    /// Subscribes to committed changes (after they are durable).
-    pub fn subscribe(&self) -> broadcast::Receiver<Change> {
-        self.inner.feed.subscribe()
     }
 
     /// Makes a workflow type known, with a check of its input. Starts of
@@ -227,11 +240,9 @@ impl Engine {
         let now = self.now_ms();
         let mut effects = Vec::new();
         let mut running = Vec::new();
-        for item in self.inner.store.runs_newest_first(None) {
-            let (_, run) = item?;
-            if run.is_running() {
-                running.push(run);
-            }
+        let index = RunIndex::Status(super::state::WorkflowExecutionStatus::Running);
+        for run in self.inner.store.runs_newest_first(&index, None) {
+            running.push(run?);
         }
         let mut core = self.lock();
         for mut run in running.into_iter().rev() {
@@ -303,15 +314,15 @@ impl Engine {
     }
 
     /// Runs one transition on a running execution: the closure mutates a
-    /// copy of the run's state and records events and effects; the events
-    /// and the new state are committed in one batch; once durable, the
-    /// effects run and the change feed is told.
+    /// copy of the run's state and records events and effects; the result
+    /// goes through [`Engine::stage`] and [`Engine::finish`]. A
+    /// continue-as-new starts the next run in the same commit.
     pub(crate) async fn transact<R>(
         &self,
         seq: u64,
         f: impl FnOnce(&mut RunState, &mut Transition, u64) -> Result<R, EngineError>,
     ) -> Result<R, EngineError> {
-        let (r, ticket, effects, change) = {
+        let (r, staged) = {
             let mut core = self.lock();
             let Some(current) = core.runs.get(&seq) else {
                 return Err(EngineError::TaskNotFound(format!(
@@ -322,26 +333,58 @@ impl Engine {
             let mut tr = Transition::default();
             let now = self.now_ms();
             let r = f(&mut run, &mut tr, now)?;
+            let next = tr
+                .continue_as_new
+                .take()
+                .map(|input| self.continued_run(&run, &mut tr, now, input));
+            let mut updates = vec![(run, tr)];
+            updates.extend(next);
+            (r, self.stage(&mut core, updates, now)?)
+        };
+        self.finish(staged).await?;
+        Ok(r)
+    }
+
+    /// The one commit path. Under the engine's lock, with no read of sled:
+    /// enforces the history limits on each run's transition, writes every
+    /// run's new events, state and index entries as one batch, makes the
+    /// new states the engine's memory, and queues exactly one [`Change`]
+    /// describing every run touched, announced once the batch is durable.
+    /// A run with no state in memory is a new one.
+    pub(crate) fn stage(
+        &self,
+        core: &mut Core,
+        updates: Vec<(RunState, Transition)>,
+        now: u64,
+    ) -> Result<Staged, EngineError> {
+        let mut batch = WriteBatch::default();
+        let mut effects = Vec::new();
+        let mut runs = Vec::with_capacity(updates.len());
+        let mut states = Vec::with_capacity(updates.len());
+        for (mut run, mut tr) in updates {
             self.enforce_history_limits(&mut run, &mut tr, now);
-            let mut next = match tr.continue_as_new.take() {
-                Some(input) => Some(self.continued_run(&run, &mut tr, now, input)?),
-                None => None,
-            };
-            let mut batch = WriteBatch::default();
-            self.batch_run(&mut batch, &mut run, &tr)?;
-            if let Some((new_run, new_tr)) = next.as_mut() {
-                self.batch_run(&mut batch, new_run, new_tr)?;
-                batch.put_workflow_index(&new_run.workflow_id, new_run.seq);
+            for e in &tr.events {
+                batch.put_event(run.seq, e)?;
             }
-            let ticket = self.inner.store.commit(batch)?;
-            core.run_tickets.insert(seq, ticket);
-            let change = Change {
-                workflow_id: run.workflow_id.clone(),
-                run_id: run.run_id.clone(),
-                status: run.status,
+            run.state_transition_count += 1;
+            batch.put_run(core.runs.get(&run.seq), &run)?;
+            self.inner.transitions.fetch_add(1, Ordering::Relaxed);
+            runs.push(RunChange {
+                description: describe_run(&run),
                 new_events: tr.events.len() as u64,
-            };
+            });
+            effects.extend(tr.effects);
+            states.push(run);
+        }
+        let ticket = self
+            .inner
+            .store
+            .commit(batch, Some(Change { commit: 0, runs }));
+        for run in states {
+            let seq = run.seq;
             if run.is_running() {
+                core.running_ids.insert(run.workflow_id.clone(), seq);
+                core.run_tickets.insert(seq, ticket);
                 core.runs.insert(seq, run);
             } else {
                 if core.running_ids.get(&run.workflow_id) == Some(&seq) {
@@ -350,29 +393,39 @@ impl Engine {
                 core.runs.remove(&seq);
                 core.run_tickets.remove(&seq);
             }
-            let mut effects = tr.effects;
-            let mut new_change = None;
-            if let Some((new_run, new_tr)) = next {
-                effects.extend(new_tr.effects);
-                new_change = Some(Change {
-                    workflow_id: new_run.workflow_id.clone(),
-                    run_id: new_run.run_id.clone(),
-                    status: new_run.status,
-                    new_events: new_tr.events.len() as u64,
-                });
-                core.running_ids
-                    .insert(new_run.workflow_id.clone(), new_run.seq);
-                core.run_tickets.insert(new_run.seq, ticket);
-                core.runs.insert(new_run.seq, new_run);
-            }
-            (r, ticket, effects, (change, new_change))
-        };
-        let (change, new_change) = change;
-        self.finish(ticket, effects, Some(change)).await?;
-        if let Some(c) = new_change {
-            let _ = self.inner.feed.send(c);
         }
-        Ok(r)
+        Ok(Staged { ticket, effects })
+    }
+
+    /// Waits until a staged commit is durable, then runs its effects. Its
+    /// change is announced by the flush that made it durable.
+    pub(crate) async fn finish(&self, staged: Staged) -> Result<(), EngineError> {
+        self.inner.store.durable(staged.ticket).await?;
+        if !staged.effects.is_empty() {
+            let mut core = self.lock();
+            for e in staged.effects {
+                apply_effect(&mut core, e, &self.inner.timer_wake);
+            }
+        }
+        Ok(())
+    }
+
+    /// Settles a commit that a crash may take back without harm — a task's
+    /// or an attempt's start, a heartbeat: lost, the work simply runs
+    /// again. Its effects (deadline timers) run now, and nobody waits for
+    /// the flush; it shares the next one, or one made shortly after, which
+    /// announces its change.
+    pub(crate) fn settle_lazily(&self, core: &mut Core, staged: Staged) {
+        for e in staged.effects {
+            apply_effect(core, e, &self.inner.timer_wake);
+        }
+        let store = self.inner.store.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(LAZY_FLUSH_DELAY).await;
+            if let Err(e) = store.durable(staged.ticket).await {
+                tracing::warn!(error = %e, "a start or heartbeat could not be made durable");
+            }
+        });
     }
 
     /// Warns past the warn limits and terminates past the error limits, with
@@ -407,33 +460,6 @@ impl Engine {
         }
     }
 
-    /// Writes a run's new events and state in one atomic batch.
-    pub(crate) fn commit_run(
-        &self,
-        run: &mut RunState,
-        tr: &Transition,
-    ) -> Result<u64, StoreError> {
-        let mut batch = WriteBatch::default();
-        self.batch_run(&mut batch, run, tr)?;
-        self.inner.store.commit(batch)
-    }
-
-    /// Adds a run's new events and state to a batch.
-    pub(crate) fn batch_run(
-        &self,
-        batch: &mut WriteBatch,
-        run: &mut RunState,
-        tr: &Transition,
-    ) -> Result<(), StoreError> {
-        for e in &tr.events {
-            batch.put_event(run.seq, e)?;
-        }
-        run.state_transition_count += 1;
-        batch.put_run(run.seq, run)?;
-        self.inner.transitions.fetch_add(1, Ordering::Relaxed);
-        Ok(())
-    }
-
     /// The run that continues `run` as new, started in the same commit.
     /// Chained runs start at least 1 s apart (Temporal's
     /// `workflowIdReuseMinimalInterval`), as a first-workflow-task backoff.
@@ -443,22 +469,10 @@ impl Engine {
         tr: &mut Transition,
         now: u64,
         input: Payload,
-    ) -> Result<(RunState, Transition), StoreError> {
-        let (first_run, prev_backoff) = match self.inner.store.history_from(run.seq, 1)?.first() {
-            Some(HistoryEvent {
-                attributes:
-                    super::history::EventAttributes::WorkflowExecutionStarted {
-                        first_execution_run_id,
-                        first_workflow_task_backoff,
-                        ..
-                    },
-                ..
-            }) => (first_execution_run_id.clone(), *first_workflow_task_backoff),
-            _ => (run.run_id.clone(), std::time::Duration::ZERO),
-        };
-        let seq = self.inner.store.next_run_seq()?;
+    ) -> (RunState, Transition) {
+        let seq = self.inner.store.next_run_seq();
         // The previous run's execution began after its own backoff.
-        let prev_execution = run.start_time_ms + prev_backoff.as_millis() as u64;
+        let prev_execution = run.start_time_ms + run.first_workflow_task_backoff.as_millis() as u64;
         let backoff_ms = (prev_execution + 1000).saturating_sub(now);
         let (new_run, new_tr) = super::client::build_run(
             seq,
@@ -473,7 +487,7 @@ impl Engine {
                 execution_timeout: None,
                 run_timeout: None,
                 continued_execution_run_id: Some(run.run_id.clone()),
-                first_execution_run_id: Some(first_run),
+                first_execution_run_id: Some(run.first_execution_run_id.clone()),
                 first_workflow_task_backoff: std::time::Duration::from_millis(backoff_ms),
             },
         );
@@ -486,27 +500,7 @@ impl Engine {
                 *new_execution_run_id = new_run.run_id.clone();
             }
         }
-        Ok((new_run, new_tr))
-    }
-
-    /// Waits for durability, then runs effects and tells the change feed.
-    pub(crate) async fn finish(
-        &self,
-        ticket: u64,
-        effects: Vec<Effect>,
-        change: Option<Change>,
-    ) -> Result<(), EngineError> {
-        self.inner.store.durable(ticket).await?;
-        if !effects.is_empty() {
-            let mut core = self.lock();
-            for e in effects {
-                apply_effect(&mut core, e, &self.inner.timer_wake);
-            }
-        }
-        if let Some(c) = change {
-            let _ = self.inner.feed.send(c);
-        }
-        Ok(())
+        (new_run, new_tr)
     }
 
     /// Fires every timer due now. Public so tests and the headless runner can
