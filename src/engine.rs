@@ -7,6 +7,7 @@
 //!   [`Engine::history`]) and the change feed ([`Engine::subscribe`]).
 //! - [`Worker`]: register workflows and activities, start, kill, swap.
 
+mod api;
 mod archive;
 mod client;
 mod clock;
@@ -20,10 +21,12 @@ mod retry;
 mod runtime;
 mod state;
 mod store;
+mod task_queues;
 mod tasks;
 mod worker;
 mod workflow;
 
+pub use api::{ReadModel, WorkflowClient};
 pub use archive::Archive;
 pub use client::{
     BLOB_SIZE_LIMIT, MAX_ID_LENGTH, RunHandle, StartWorkflowOptions, WorkflowIdConflictPolicy,
@@ -48,6 +51,7 @@ pub use state::{
     ActivityOptions, AttemptOutcome, AttemptRecord, Command, MAX_ATTEMPT_RECORDS,
     PendingActivityState, WorkflowExecutionStatus,
 };
+pub use task_queues::{PollerInfo, TaskQueueDescription, TaskQueueKind};
 pub use tasks::{
     ActivityTask, ActivityTaskToken, QueryPollerGuard, QueryTask, WorkflowTask, WorkflowTaskToken,
 };

@@ -178,3 +178,105 @@ async fn backoff_is_capped_by_maximum_interval() {
     let rel: Vec<u64> = t.iter().map(|x| x - t[0]).collect();
     assert_eq!(rel, vec![0, 1_000, 3_000, 5_000, 7_000]);
 }
+
+/// Type, text and "retrying" filters each find exactly their runs, through
+/// the `ReadModel` trait a second backend implements.
+#[tokio::test(start_paused = true)]
+async fn filters_by_type_text_and_retrying() {
+    use holdfast::engine::{ReadModel, WorkflowClient};
+    let (engine, _dir) = virtual_engine();
+    let mut w = Worker::new(&engine, WorkerOptions::new("q", "w"));
+    w.register_workflow("Stuck", |ctx: WfContext, _: ()| async move {
+        let o = activity_options().start_to_close(Duration::from_secs(5));
+        let r: bool = ctx.activity("always_fails", &(), o).await?;
+        Ok::<_, WorkflowError>(r)
+    });
+    w.register_activity("always_fails", |_: ActivityContext, _: ()| async move {
+        Err::<bool, _>(ApplicationError::retryable("Down", "still down"))
+    });
+    let _w = w.start();
+    let _echo = worker(&engine);
+    async fn go<C: WorkflowClient>(c: &C, id: &str, ty: &str, input: &str) {
+        let opts = StartWorkflowOptions::new(id, ty, "q", Payload(input.into()));
+        c.start_workflow(opts).await.unwrap();
+    }
+    go(&engine, "pay-invoice-1", "Echo", "false").await;
+    go(&engine, "stuck-1", "Stuck", "null").await;
+    go(&engine, "pay-invoice-2", "Echo", "false").await;
+    engine.result("pay-invoice-2", None).await.unwrap();
+    engine
+        .wait_until("stuck-1", |d| {
+            d.pending_activities.first().is_some_and(|a| a.attempt >= 3)
+        })
+        .await
+        .unwrap();
+    let ids = |f: ListFilter| {
+        let engine = engine.clone();
+        async move {
+            ReadModel::list(&engine, &f, 10, None)
+                .await
+                .unwrap()
+                .executions
+                .into_iter()
+                .map(|e| e.workflow_id)
+                .collect::<Vec<_>>()
+        }
+    };
+    let by_type = ListFilter {
+        workflow_type: Some("Echo".into()),
+        ..ListFilter::default()
+    };
+    assert_eq!(ids(by_type).await, ["pay-invoice-2", "pay-invoice-1"]);
+    let by_text = ListFilter {
+        text: Some("INVOICE-1".into()),
+        ..ListFilter::default()
+    };
+    assert_eq!(ids(by_text).await, ["pay-invoice-1"]);
+    let retrying = ListFilter {
+        retrying: true,
+        ..ListFilter::default()
+    };
+    assert_eq!(ids(retrying.clone()).await, ["stuck-1"]);
+    engine
+        .terminate("stuck-1", None, "enough", "test")
+        .await
+        .unwrap();
+    assert!(
+        ids(retrying).await.is_empty(),
+        "a closed run is not retrying"
+    );
+    let bad = "zz-not-a-token".parse::<holdfast::engine::PageToken>();
+    assert!(bad.is_err());
+}
+
+/// Describe a task queue: its pollers with identity, last access and the
+/// build they run; a killed worker stops polling.
+#[tokio::test(start_paused = true)]
+async fn describe_task_queue_shows_pollers_and_their_build() {
+    let (engine, _dir) = virtual_engine();
+    let mut opts = WorkerOptions::new("q", "worker-1");
+    opts.build_id = "deposit: buggy".into();
+    let w = Worker::new(&engine, opts).start();
+    tokio::time::sleep(Duration::from_millis(10)).await;
+    let d = engine.describe_task_queue("q");
+    assert_eq!(d.pollers.len(), 2, "{d:?}"); // workflow and activity pollers
+    assert!(
+        d.pollers
+            .iter()
+            .all(|p| p.identity == "worker-1" && p.polling_now && p.build_id == "deposit: buggy")
+    );
+    w.set_build_id("deposit: fixed");
+    assert!(
+        engine
+            .describe_task_queue("q")
+            .pollers
+            .iter()
+            .all(|p| p.build_id == "deposit: fixed")
+    );
+    w.kill();
+    tokio::time::sleep(Duration::from_millis(10)).await;
+    let d = engine.describe_task_queue("q");
+    assert!(d.pollers.iter().all(|p| !p.polling_now), "{d:?}");
+    start(&engine, "waiting", false).await;
+    assert_eq!(engine.describe_task_queue("q").workflow_backlog, 1);
+}

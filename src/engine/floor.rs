@@ -102,8 +102,8 @@ impl Engine {
         })
     }
 
-    /// Commits made since the engine opened.
+    /// Commits that wrote to the store since the engine opened.
     pub fn commit_count(&self) -> u64 {
-        self.inner.store.written()
+        self.inner.store.write_count()
     }
 }

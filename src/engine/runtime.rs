@@ -107,6 +107,9 @@ pub(crate) struct Core {
     pub(crate) run_tickets: HashMap<u64, u64>,
     pub(crate) timers: BTreeSet<(u64, TimerKey)>,
     pub(crate) waiters: HashMap<u64, Vec<oneshot::Sender<()>>>,
+    pub(crate) pollers: super::task_queues::Pollers,
+    /// The build each worker identity declared.
+    pub(crate) build_ids: HashMap<String, String>,
 }
 
 pub(crate) struct Inner {
@@ -152,6 +155,8 @@ impl Engine {
                 run_tickets: HashMap::new(),
                 timers: BTreeSet::new(),
                 waiters: HashMap::new(),
+                pollers: Default::default(),
+                build_ids: HashMap::new(),
             }),
             timer_wake: Arc::new(Notify::new()),
             catalog: RwLock::new(BTreeMap::new()),
@@ -357,22 +362,55 @@ impl Engine {
         updates: Vec<(RunState, Transition)>,
         now: u64,
     ) -> Result<Staged, EngineError> {
+        self.stage_as(core, updates, now, true)
+    }
+
+    /// A change to what `describe` shows that is not stored because
+    /// recovery undoes it anyway (a workflow task taken by a worker: after a
+    /// crash it is scheduled again). It takes its place in commit order and
+    /// is announced like any other.
+    pub(crate) fn stage_transient(
+        &self,
+        core: &mut Core,
+        run: RunState,
+        effects: Vec<Effect>,
+        now: u64,
+    ) -> Result<Staged, EngineError> {
+        let tr = Transition {
+            effects,
+            ..Transition::default()
+        };
+        self.stage_as(core, vec![(run, tr)], now, false)
+    }
+
+    fn stage_as(
+        &self,
+        core: &mut Core,
+        updates: Vec<(RunState, Transition)>,
+        now: u64,
+        persist: bool,
+    ) -> Result<Staged, EngineError> {
+        let announce = self.inner.store.has_subscribers();
         let mut batch = WriteBatch::default();
         let mut effects = Vec::new();
         let mut runs = Vec::with_capacity(updates.len());
         let mut states = Vec::with_capacity(updates.len());
         for (mut run, mut tr) in updates {
-            self.enforce_history_limits(&mut run, &mut tr, now);
-            for e in &tr.events {
-                batch.put_event(run.seq, e)?;
+            if persist {
+                self.enforce_history_limits(&mut run, &mut tr, now);
+                for e in &tr.events {
+                    batch.put_event(run.seq, e)?;
+                }
+                run.state_transition_count += 1;
+                batch.put_run(core.runs.get(&run.seq), &run)?;
+                self.inner.transitions.fetch_add(1, Ordering::Relaxed);
             }
-            run.state_transition_count += 1;
-            batch.put_run(core.runs.get(&run.seq), &run)?;
-            self.inner.transitions.fetch_add(1, Ordering::Relaxed);
-            runs.push(RunChange {
-                description: describe_run(&run),
-                new_events: tr.events.len() as u64,
-            });
+            if announce {
+                runs.push(RunChange {
+                    description: describe_run(&run),
+                    new_events: tr.events.len() as u64,
+                });
+            }
             effects.extend(tr.effects);
             states.push(run);
         }
@@ -384,7 +422,9 @@ impl Engine {
             let seq = run.seq;
             if run.is_running() {
                 core.running_ids.insert(run.workflow_id.clone(), seq);
-                core.run_tickets.insert(seq, ticket);
+                if persist {
+                    core.run_tickets.insert(seq, ticket);
+                }
                 core.runs.insert(seq, run);
             } else {
                 if core.running_ids.get(&run.workflow_id) == Some(&seq) {

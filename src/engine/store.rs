@@ -229,6 +229,8 @@ pub(crate) struct Store {
     tree: sled::Tree,
     path: PathBuf,
     written: AtomicU64,
+    /// Commits that wrote something (a transient change writes nothing).
+    writes: AtomicU64,
     /// Mirrors `FlushState::flushed` so an already-durable ticket needs no lock.
     durable_up_to: AtomicU64,
     pending: std::sync::Mutex<Pending>,
@@ -336,6 +338,7 @@ impl Store {
             tree,
             path: path.to_path_buf(),
             written: AtomicU64::new(0),
+            writes: AtomicU64::new(0),
             durable_up_to: AtomicU64::new(0),
             pending: std::sync::Mutex::new(Pending::default()),
             flush: tokio::sync::Mutex::new(FlushState {
@@ -374,6 +377,16 @@ impl Store {
         self.next_seq.fetch_add(1, Ordering::SeqCst)
     }
 
+    /// Commits that wrote something.
+    pub(crate) fn write_count(&self) -> u64 {
+        self.writes.load(Ordering::Relaxed)
+    }
+
+    /// Whether anybody listens to the feed (a change nobody hears is not built).
+    pub(crate) fn has_subscribers(&self) -> bool {
+        self.feed.receiver_count() > 0
+    }
+
     /// Subscribes to the change feed.
     pub(crate) fn subscribe(&self) -> broadcast::Receiver<Change> {
         self.feed.subscribe()
@@ -386,6 +399,9 @@ impl Store {
     /// themselves (the engine's lock).
     pub(crate) fn commit(&self, batch: WriteBatch, change: Option<Change>) -> u64 {
         let mut p = self.pending.lock().unwrap_or_else(|e| e.into_inner());
+        if !batch.ops.is_empty() {
+            self.writes.fetch_add(1, Ordering::Relaxed);
+        }
         p.ops.extend(batch.ops);
         let ticket = self.written.fetch_add(1, Ordering::SeqCst) + 1;
         p.ticket = ticket;

@@ -10,6 +10,7 @@ use super::failure::Failure;
 use super::history::{HistoryEvent, Payload, WorkflowTaskFailedCause};
 use super::runtime::Engine;
 use super::state::{Command, PendingActivityState, Transition};
+use super::task_queues::{PollGuard, TaskQueueKind};
 
 /// Names one dispatched workflow task.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -144,6 +145,7 @@ impl Engine {
         queue: &str,
         identity: &str,
     ) -> Result<WorkflowTask, EngineError> {
+        let _polling = PollGuard::new(self, queue, identity, TaskQueueKind::Workflow);
         let (ticket, task) = self
             .poll_queue(
                 |core| {
@@ -218,11 +220,7 @@ impl Engine {
                 );
                 // The task's history is everything committed before its start.
                 let ticket = core.run_tickets.get(&seq).copied().unwrap_or(0);
-                let tr = Transition {
-                    effects: vec![timer],
-                    ..Transition::default()
-                };
-                let staged = self.stage(&mut core, vec![(run, tr)], now)?;
+                let staged = self.stage_transient(&mut core, run, vec![timer], now)?;
                 self.settle_lazily(&mut core, staged);
                 taken = Some((info, ticket));
                 break;
@@ -315,6 +313,7 @@ impl Engine {
         queue: &str,
         identity: &str,
     ) -> Result<ActivityTask, EngineError> {
+        let _polling = PollGuard::new(self, queue, identity, TaskQueueKind::Activity);
         self.poll_queue(
             |core| {
                 core.activity_queues

@@ -142,6 +142,9 @@ pub struct WorkerOptions {
     pub max_concurrent_activities: usize,
     pub max_concurrent_workflow_tasks: usize,
     pub max_cached_workflows: usize,
+    /// The build of the code this worker runs (Temporal's build id), shown
+    /// with its pollers by [`Engine::describe_task_queue`].
+    pub build_id: String,
 }
 
 impl WorkerOptions {
@@ -152,6 +155,7 @@ impl WorkerOptions {
             max_concurrent_activities: 100,
             max_concurrent_workflow_tasks: 100,
             max_cached_workflows: 10_000,
+            build_id: String::new(),
         }
     }
 }
@@ -267,6 +271,10 @@ impl Worker {
 
     /// Starts polling. The returned handle kills the worker or swaps activities.
     pub fn start(self) -> WorkerHandle {
+        if !self.options.build_id.is_empty() {
+            self.engine
+                .set_build_id(&self.options.identity, &self.options.build_id);
+        }
         let shared = Arc::new(WorkerShared {
             engine: self.engine,
             options: self.options,
@@ -353,6 +361,13 @@ impl WorkerHandle {
         if let Ok(mut c) = self.shared.cache.lock() {
             c.clear();
         }
+    }
+
+    /// Declares that the worker now runs another build (after a hot swap).
+    pub fn set_build_id(&self, build_id: &str) {
+        self.shared
+            .engine
+            .set_build_id(&self.shared.options.identity, build_id);
     }
 
     pub fn is_killed(&self) -> bool {
