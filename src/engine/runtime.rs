@@ -142,6 +142,9 @@ impl Engine {
     /// executions, and starts the timer loop. Call inside a tokio runtime.
     pub fn open(config: EngineConfig) -> Result<Engine, StoreError> {
         let store = Store::open(&config.data_dir)?;
+        if let Some(stored) = store.engine_time_ms()? {
+            config.clock.not_before(stored);
+        }
         let inner = Arc::new(Inner {
             store,
             clock: config.clock,
@@ -414,10 +417,11 @@ impl Engine {
             effects.extend(tr.effects);
             states.push(run);
         }
-        let ticket = self
-            .inner
-            .store
-            .commit(batch, Some(Change { commit: 0, runs }));
+        if persist {
+            batch.put_clock(now);
+        }
+        let change = announce.then_some(Change { commit: 0, runs });
+        let ticket = self.inner.store.commit(batch, change);
         for run in states {
             let seq = run.seq;
             if run.is_running() {

@@ -2,6 +2,8 @@
 //!
 //! Layout of the `engine` tree:
 //! - `m/format_version`            → u32 (big-endian)
+//! - `m/clock`                     → u64 (big-endian): the engine time of the
+//!   newest commit, so time never goes backwards across a restart
 //! - `r/<run seq: u64 BE>`         → envelope(RunState)
 //! - `h/<run seq><event id: u64 BE>` → envelope(HistoryEvent)
 //! - `w/<workflow id>`             → run seq of the id's newest run
@@ -40,6 +42,7 @@ use super::state::{RunState, WorkflowExecutionStatus};
 pub(crate) const FORMAT_VERSION: u32 = 2;
 const ENVELOPE_VERSION: u8 = 1;
 const FORMAT_KEY: &[u8] = b"m/format_version";
+const CLOCK_KEY: &[u8] = b"m/clock";
 /// No stored value is larger than this (bincode refuses to allocate beyond it).
 const DECODE_LIMIT: usize = 64 * 1024 * 1024;
 
@@ -165,6 +168,12 @@ pub(crate) struct WriteBatch {
 }
 
 impl WriteBatch {
+    /// Records the engine time of this commit.
+    pub(crate) fn put_clock(&mut self, now_ms: u64) {
+        self.ops
+            .push((CLOCK_KEY.to_vec(), Some(now_ms.to_be_bytes().to_vec())));
+    }
+
     pub(crate) fn put_event(&mut self, seq: u64, event: &HistoryEvent) -> Result<(), StoreError> {
         let v = encode(event)?;
         self.ops
@@ -375,6 +384,13 @@ impl Store {
     /// after a crash: nothing was written under it).
     pub(crate) fn next_run_seq(&self) -> u64 {
         self.next_seq.fetch_add(1, Ordering::SeqCst)
+    }
+
+    /// The engine time of the newest durable commit.
+    pub(crate) fn engine_time_ms(&self) -> Result<Option<u64>, StoreError> {
+        let v = self.tree.get(CLOCK_KEY).map_err(|e| self.err(e))?;
+        Ok(v.and_then(|v| <[u8; 8]>::try_from(v.as_ref()).ok())
+            .map(u64::from_be_bytes))
     }
 
     /// Commits that wrote something.
