@@ -32,7 +32,7 @@ pub use client::{
     BLOB_SIZE_LIMIT, MAX_ID_LENGTH, RunHandle, StartWorkflowOptions, WorkflowIdConflictPolicy,
     WorkflowIdReusePolicy, WorkflowOutcome,
 };
-pub use clock::{Clock, VIRTUAL_EPOCH_MS};
+pub use clock::{Clock, SPEED_RANGE, VIRTUAL_EPOCH_MS};
 pub use error::{EngineError, StoreError};
 pub use failure::{Failure, FailureInfo};
 pub use feed::{Change, RunChange};
@@ -46,7 +46,7 @@ pub use read_model::{
     WorkflowDescription, WorkflowExecutionInfo,
 };
 pub use retry::{RetryPolicy, RetryPolicyError};
-pub use runtime::{Engine, EngineConfig, HistoryLimits, InputValidator};
+pub use runtime::{Engine, EngineConfig, HistoryLimits, InputValidator, Recovery};
 pub use state::{
     ActivityOptions, AttemptOutcome, AttemptRecord, Command, MAX_ATTEMPT_RECORDS,
     PendingActivityState, WorkflowExecutionStatus,

@@ -243,3 +243,57 @@ fn survives_kill_9_at_random_points() {
         "most rounds should be real kills, got {killed}/{kills}"
     );
 }
+
+/// A crash in place (the lab's "crash the engine") loses exactly what was
+/// not on disk: an activity's start that no flush covered is taken back, so
+/// the attempt is scheduled again and the old worker's result is refused;
+/// what was durable — the run, its history — is all there.
+#[tokio::test(start_paused = true)]
+async fn a_crash_in_place_takes_back_only_what_was_not_durable() {
+    use holdfast::engine::{
+        Clock, Command, Engine, EngineConfig, Payload, PendingActivityState, activity_options,
+    };
+    use std::time::Duration;
+    let dir = tempfile::tempdir().unwrap();
+    let engine =
+        Engine::open(EngineConfig::new(dir.path().join("data")).clock(Clock::virtual_time()))
+            .unwrap();
+    let opts = holdfast::engine::StartWorkflowOptions::new("c", "T", "q", Payload("1".into()));
+    engine.start_workflow(opts).await.unwrap();
+    let wt = engine.poll_workflow_task("q", "w").await.unwrap();
+    let schedule = Command::ScheduleActivity {
+        activity_id: "1".into(),
+        activity_type: "deposit".into(),
+        input: Payload("1".into()),
+        options: activity_options().start_to_close(Duration::from_secs(10)),
+    };
+    engine
+        .complete_workflow_task(&wt.token, "w", vec![schedule])
+        .await
+        .unwrap();
+    let before = engine.history("c", None).await.unwrap();
+    let task = engine.poll_activity_task("q", "w").await.unwrap();
+    // No await between the start and the crash: no flush covered the start.
+    let recovery = engine.crash_and_recover().await.unwrap();
+    assert_eq!((recovery.generation, recovery.runs), (1, 1));
+    let d = engine.describe("c", None).await.unwrap();
+    assert_eq!(
+        d.pending_activities[0].state,
+        PendingActivityState::Scheduled
+    );
+    assert_eq!(d.pending_activities[0].attempt, 1);
+    assert_eq!(engine.history("c", None).await.unwrap(), before);
+    let late = engine
+        .complete_activity_task(&task.token, "w", Payload("1".into()))
+        .await;
+    assert!(
+        late.is_err(),
+        "a result for a start the crash took back is refused"
+    );
+    let again = engine.poll_activity_task("q", "w2").await.unwrap();
+    assert_eq!(again.attempt, 1);
+    engine
+        .complete_activity_task(&again.token, "w2", Payload("1".into()))
+        .await
+        .unwrap();
+}

@@ -309,7 +309,7 @@ async fn email_outage_retries_send_email_and_never_pays_for_the_llm_twice() {
     )
     .await;
     let faults = Arc::new(Faults::new());
-    faults.set(Fault::EmailOutage, true);
+    faults.set(Fault::EmailOutage, true).unwrap();
     let (_w, deps) = worker(&engine, http_llm(&server), &faults);
     let mut input = GenerateReportInput::new("Solar sails").without_approval();
     input.email_to = Some("Ada <ada@example.com>".into());
@@ -347,7 +347,7 @@ async fn email_outage_retries_send_email_and_never_pays_for_the_llm_twice() {
                 .next()
                 .is_none()
     );
-    faults.set(Fault::EmailOutage, false);
+    faults.set(Fault::EmailOutage, false).unwrap();
     let out = completed(&engine, "outage").await;
     assert_eq!(server.requests().len(), 1, "still exactly once");
     assert_eq!(out.email, "outbox/outage.eml");

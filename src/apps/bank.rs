@@ -136,6 +136,16 @@ pub enum DepositCode {
     Buggy,
 }
 
+impl DepositCode {
+    /// The build a worker running this code declares ("deposit: buggy").
+    pub fn build_id(self) -> &'static str {
+        match self {
+            DepositCode::Fixed => "deposit: fixed",
+            DepositCode::Buggy => "deposit: buggy",
+        }
+    }
+}
+
 fn app_error(e: BankError) -> ApplicationError {
     // Non-retryability comes from the workflow's retry policy, as in the
     // tutorial, except for errors no retry can fix.

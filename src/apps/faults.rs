@@ -6,11 +6,19 @@
 //! The deposit bug is different in kind: it is code, not weather. It is a
 //! version of `deposit` a worker runs (see [`crate::apps::bank::DepositCode`]);
 //! [`crate::apps::lab::Lab`] switches it by swapping code into the worker.
+//!
+//! The switches are "the code on disk": kept in the data directory, they
+//! survive a restart of holdfast, `kill -9` included, as an edited
+//! `activities.py` would.
 
+use std::sync::OnceLock;
 use std::sync::atomic::{AtomicBool, Ordering};
 
+use serde::{Deserialize, Serialize};
+
 /// A switchable fault.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
 pub enum Fault {
     /// The worker's `deposit` calls the tutorial's `deposit_that_fails`.
     DepositBug,
@@ -25,6 +33,14 @@ pub enum Fault {
 }
 
 impl Fault {
+    pub const ALL: [Fault; 5] = [
+        Fault::DepositBug,
+        Fault::EmailOutage,
+        Fault::LlmFailing,
+        Fault::LlmSlow,
+        Fault::PdfWriteError,
+    ];
+
     /// The name scenarios and the command line use.
     pub fn name(self) -> &'static str {
         match self {
@@ -36,6 +52,23 @@ impl Fault {
         }
     }
 
+    /// One line saying what goes wrong while it is on.
+    pub fn description(self) -> &'static str {
+        match self {
+            Fault::DepositBug => {
+                "the worker runs the buggy deposit (deposit_that_fails): every deposit fails"
+            }
+            Fault::EmailOutage => "send_email fails: \"Email service temporarily unavailable\"",
+            Fault::LlmFailing => "llm_call gets HTTP 503 from an overloaded model (retryable)",
+            Fault::LlmSlow => "llm_call answers only after its start-to-close timeout",
+            Fault::PdfWriteError => "create_pdf cannot write the report: the disk is full",
+        }
+    }
+
+    pub fn from_name(name: &str) -> Option<Fault> {
+        Fault::ALL.into_iter().find(|f| f.name() == name)
+    }
+
     fn index(self) -> usize {
         self as usize
     }
@@ -45,6 +78,8 @@ impl Fault {
 #[derive(Debug, Default)]
 pub struct Faults {
     on: [AtomicBool; 5],
+    /// Where the switches are kept, once the lab opened its data directory.
+    disk: OnceLock<sled::Tree>,
 }
 
 impl Faults {
@@ -52,12 +87,28 @@ impl Faults {
         Faults::default()
     }
 
+    /// Loads the switches kept in `tree` and keeps every later switch there.
+    pub fn keep_in(&self, tree: sled::Tree) -> Result<(), sled::Error> {
+        for f in Fault::ALL {
+            if let Some(v) = tree.get(f.name())? {
+                self.on[f.index()].store(v.first() == Some(&1), Ordering::SeqCst);
+            }
+        }
+        let _ = self.disk.set(tree);
+        Ok(())
+    }
+
     pub fn is_on(&self, f: Fault) -> bool {
         self.on[f.index()].load(Ordering::SeqCst)
     }
 
-    /// Sets a switch; returns whether it was on before.
-    pub fn set(&self, f: Fault, on: bool) -> bool {
-        self.on[f.index()].swap(on, Ordering::SeqCst)
+    /// Sets a switch, on disk first when kept there; returns whether it was
+    /// on before.
+    pub fn set(&self, f: Fault, on: bool) -> Result<bool, sled::Error> {
+        if let Some(tree) = self.disk.get() {
+            tree.insert(f.name(), &[u8::from(on)])?;
+            tree.flush()?;
+        }
+        Ok(self.on[f.index()].swap(on, Ordering::SeqCst))
     }
 }

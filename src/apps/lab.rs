@@ -7,23 +7,142 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::apps::bank::{self, Bank, BankError, DepositCode};
+use serde::{Deserialize, Serialize};
+
+use crate::apps::bank::{self, Bank, BankError, DepositCode, PaymentDetails};
 use crate::apps::faults::{Fault, Faults};
-use crate::apps::research::{self, Llm, ResearchDeps};
-use crate::engine::{Engine, EngineConfig, StoreError, Worker, WorkerHandle, WorkerOptions};
+use crate::apps::research::{self, GenerateReportInput, Llm, ResearchDeps};
+use crate::engine::{
+    Engine, EngineConfig, EngineError, EventType, Payload, Recovery, SPEED_RANGE, StoreError,
+    Worker, WorkerHandle, WorkerOptions,
+};
 
 #[derive(thiserror::Error, Debug)]
 pub enum LabError {
     #[error(transparent)]
     Store(#[from] StoreError),
     #[error(transparent)]
+    Engine(#[from] EngineError),
+    #[error(transparent)]
     Bank(#[from] BankError),
-    #[error("the engine is still in use elsewhere and cannot be restarted")]
-    EngineBusy,
+    #[error("cannot keep the fault switches in the data directory: {0}")]
+    Faults(String),
+    #[error("{0}")]
+    Invalid(String),
+}
+
+/// Everything a person or a scenario can do, applied by [`Lab::apply`]: the
+/// terminal UI's keys, scenario steps, chaos and the CLI's stories name the
+/// same actions. In a scenario file: `action = "set_fault"`, `fault =
+/// "deposit-bug"`, `on = true`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "action", rename_all = "snake_case", deny_unknown_fields)]
+pub enum Action {
+    /// Start the tutorial's MoneyTransfer (defaults: 250 from 85-150 to
+    /// 43-812, a fresh reference, the tutorial's retry policy).
+    StartTransfer {
+        #[serde(default)]
+        workflow_id: Option<String>,
+        #[serde(default)]
+        from: Option<String>,
+        #[serde(default)]
+        to: Option<String>,
+        #[serde(default)]
+        amount: Option<i64>,
+        #[serde(default)]
+        reference: Option<String>,
+        /// Deposit attempts before giving up (0: retry until fixed).
+        #[serde(default)]
+        max_attempts: Option<u32>,
+    },
+    /// Start the research report.
+    StartReport {
+        #[serde(default)]
+        workflow_id: Option<String>,
+        prompt: String,
+        /// Wait for a person's decision on the draft.
+        #[serde(default)]
+        approval: bool,
+        #[serde(default)]
+        email_to: Option<String>,
+    },
+    /// Kill the worker like a crash: what it runs is dropped, the engine is told nothing.
+    KillWorker,
+    /// Start the worker with the code on disk.
+    StartWorker,
+    /// Switch a fault on or off.
+    SetFault {
+        fault: Fault,
+        on: bool,
+    },
+    /// Swap the fixed `deposit` into the running worker.
+    HotSwapFix,
+    /// Stop the worker, fix the code, start it again (the tutorial's way).
+    RestartWorkerWithFix,
+    /// Crash the engine: what is not on disk is lost, the rest recovered.
+    CrashEngine,
+    /// Run the clock at another speed (1× to 60×).
+    SetSpeed {
+        speed: f64,
+    },
+    /// Skip the rest of an activity's backoff.
+    RetryNow {
+        workflow_id: String,
+        #[serde(default)]
+        activity_id: Option<String>,
+    },
+    Signal {
+        workflow_id: String,
+        name: String,
+        #[serde(default)]
+        input: serde_json::Value,
+    },
+    Query {
+        workflow_id: String,
+        name: String,
+    },
+    /// Request cancellation (the workflow code decides).
+    Cancel {
+        workflow_id: String,
+    },
+    Terminate {
+        workflow_id: String,
+        #[serde(default)]
+        reason: Option<String>,
+    },
+    /// Reset to a workflow task's close event (the first one by default).
+    Reset {
+        workflow_id: String,
+        #[serde(default)]
+        event_id: Option<u64>,
+    },
+}
+
+impl Action {
+    /// The action's name, as scenario files and the key table write it.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Action::StartTransfer { .. } => "start_transfer",
+            Action::StartReport { .. } => "start_report",
+            Action::KillWorker => "kill_worker",
+            Action::StartWorker => "start_worker",
+            Action::SetFault { .. } => "set_fault",
+            Action::HotSwapFix => "hot_swap_fix",
+            Action::RestartWorkerWithFix => "restart_worker_with_fix",
+            Action::CrashEngine => "crash_engine",
+            Action::SetSpeed { .. } => "set_speed",
+            Action::RetryNow { .. } => "retry_now",
+            Action::Signal { .. } => "signal",
+            Action::Query { .. } => "query",
+            Action::Cancel { .. } => "cancel",
+            Action::Terminate { .. } => "terminate",
+            Action::Reset { .. } => "reset",
+        }
+    }
 }
 
 /// What happened, for a log pane or a scenario transcript.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq)]
 pub enum LabEvent {
     WorkersStarted {
         identity: String,
@@ -40,19 +159,85 @@ pub enum LabEvent {
         deposit: DepositCode,
     },
     EngineCrashed,
-    EngineRecovered,
+    EngineRecovered {
+        runs: usize,
+        elapsed: Duration,
+    },
+    SpeedSet {
+        speed: f64,
+    },
+    WorkflowStarted {
+        workflow_id: String,
+        run_id: String,
+    },
+    RetriedNow {
+        workflow_id: String,
+        activity_id: String,
+    },
+    Signaled {
+        workflow_id: String,
+        name: String,
+    },
+    QueryAnswered {
+        workflow_id: String,
+        name: String,
+        /// The answer as JSON.
+        answer: String,
+    },
+    CancelRequested {
+        workflow_id: String,
+    },
+    Terminated {
+        workflow_id: String,
+    },
+    Reset {
+        workflow_id: String,
+        run_id: String,
+    },
 }
 
-/// The running system. Owns the only long-lived handle on the engine, so
-/// that it can crash it and open it again.
+/// The worker a lab runs.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct WorkerSnapshot {
+    pub identity: String,
+    pub deposit: DepositCode,
+}
+
+/// One fault switch.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FaultState {
+    pub fault: Fault,
+    pub on: bool,
+    pub description: &'static str,
+}
+
+/// What a screen needs of the lab besides the read model.
+#[derive(Clone, Debug, PartialEq)]
+pub struct LabSnapshot {
+    pub data_dir: std::path::PathBuf,
+    /// `None` while the worker is killed.
+    pub worker: Option<WorkerSnapshot>,
+    /// The code a worker started now would run.
+    pub deposit_on_disk: DepositCode,
+    pub faults: Vec<FaultState>,
+    pub speed: f64,
+    /// Crashes survived by the engine.
+    pub engine_generation: u32,
+    pub last_recovery: Option<Recovery>,
+}
+
+/// The running system. Owns the workers and the switches; the engine is
+/// shared (a screen may hold handles) and crashes in place.
 pub struct Lab {
     config: EngineConfig,
     engine: Engine,
     bank: Bank,
     research: ResearchDeps,
     faults: Arc<Faults>,
-    workers: Option<(WorkerHandle, WorkerHandle)>,
+    workers: Option<(WorkerHandle, WorkerHandle, DepositCode)>,
     generation: u32,
+    last_recovery: Option<Recovery>,
+    transfers_started: u32,
 }
 
 impl Lab {
@@ -60,17 +245,11 @@ impl Lab {
     pub fn open(config: EngineConfig, llm: Llm) -> Result<Lab, LabError> {
         let engine = Engine::open(config.clone())?;
         let faults = Arc::new(Faults::new());
+        let tree = engine.app_tree("lab")?;
+        faults
+            .keep_in(tree)
+            .map_err(|e| LabError::Faults(e.to_string()))?;
         let research = ResearchDeps::new(llm, config.data_dir.clone(), faults.clone());
-        Lab::on_engine(config, engine, research, faults, 0)
-    }
-
-    fn on_engine(
-        config: EngineConfig,
-        engine: Engine,
-        research: ResearchDeps,
-        faults: Arc<Faults>,
-        generation: u32,
-    ) -> Result<Lab, LabError> {
         let bank = Bank::open(&engine)?;
         bank::register_type(&engine);
         research::register_type(&engine);
@@ -81,7 +260,9 @@ impl Lab {
             research,
             faults,
             workers: None,
-            generation,
+            generation: 0,
+            last_recovery: None,
+            transfers_started: 0,
         })
     }
 
@@ -119,7 +300,7 @@ impl Lab {
         }
     }
 
-    /// Starts the workers (one per task queue) with the current code. No-op if running.
+    /// Starts the workers (one per task queue) with the code on disk. No-op if running.
     pub fn start_workers(&mut self) -> Option<LabEvent> {
         if self.workers.is_some() {
             return None;
@@ -127,20 +308,22 @@ impl Lab {
         self.generation += 1;
         let identity = format!("{}@holdfast-worker-{}", std::process::id(), self.generation);
         let deposit = self.deposit_code();
-        let mut w = Worker::new(&self.engine, WorkerOptions::new(bank::QUEUE, &identity));
+        let mut opts = WorkerOptions::new(bank::QUEUE, &identity);
+        opts.build_id = deposit.build_id().to_string();
+        let mut w = Worker::new(&self.engine, opts);
         bank::register(&self.engine, &mut w, &self.bank, deposit);
         let bank_worker = w.start();
         let mut w = Worker::new(&self.engine, WorkerOptions::new(research::QUEUE, &identity));
         research::register(&self.engine, &mut w, &self.research);
         let research_worker = w.start();
-        self.workers = Some((bank_worker, research_worker));
+        self.workers = Some((bank_worker, research_worker, deposit));
         Some(LabEvent::WorkersStarted { identity, deposit })
     }
 
     /// Kills the workers like a crash: what they were running is dropped,
     /// the engine is told nothing, and their attempts time out and retry.
     pub fn kill_workers(&mut self) -> Option<LabEvent> {
-        let (b, r) = self.workers.take()?;
+        let (b, r, _) = self.workers.take()?;
         b.kill();
         r.kill();
         Some(LabEvent::WorkersKilled {
@@ -148,74 +331,228 @@ impl Lab {
         })
     }
 
-    /// Switches a fault. The deposit bug is code: switching it swaps that
-    /// version of `deposit` into the running worker (and the next one).
-    pub fn set_fault(&mut self, fault: Fault, on: bool) -> Vec<LabEvent> {
-        let was = self.faults.set(fault, on);
+    /// Switches a fault, on disk first. The deposit bug is code: switching
+    /// it swaps that version of `deposit` into the running worker (and the
+    /// next one).
+    pub fn set_fault(&mut self, fault: Fault, on: bool) -> Result<Vec<LabEvent>, LabError> {
+        let was = self
+            .faults
+            .set(fault, on)
+            .map_err(|e| LabError::Faults(e.to_string()))?;
         let mut events = vec![LabEvent::FaultSet { fault, on }];
-        if fault == Fault::DepositBug
-            && was != on
-            && let Some((b, _)) = &self.workers
-        {
+        if fault == Fault::DepositBug && was != on {
             let deposit = self.deposit_code();
-            bank::swap_deposit(b, &self.bank, deposit);
-            events.push(LabEvent::DepositSwapped { deposit });
+            if let Some((b, _, running)) = &mut self.workers {
+                bank::swap_deposit(b, &self.bank, deposit);
+                b.set_build_id(deposit.build_id());
+                *running = deposit;
+                events.push(LabEvent::DepositSwapped { deposit });
+            }
         }
-        events
+        Ok(events)
     }
 
     /// The hot fix: the fixed `deposit` swapped into the running worker.
-    pub fn hot_swap_fix(&mut self) -> Vec<LabEvent> {
+    pub fn hot_swap_fix(&mut self) -> Result<Vec<LabEvent>, LabError> {
         self.set_fault(Fault::DepositBug, false)
     }
 
     /// The tutorial's fix: stop the worker, fix the code, start it again.
-    pub fn restart_workers_with_fix(&mut self) -> Vec<LabEvent> {
+    pub fn restart_workers_with_fix(&mut self) -> Result<Vec<LabEvent>, LabError> {
         let mut events: Vec<LabEvent> = self.kill_workers().into_iter().collect();
-        self.faults.set(Fault::DepositBug, false);
-        events.push(LabEvent::FaultSet {
-            fault: Fault::DepositBug,
-            on: false,
-        });
+        events.extend(self.set_fault(Fault::DepositBug, false)?);
         events.extend(self.start_workers());
-        events
+        Ok(events)
     }
 
-    /// Crashes the engine: workers die, the engine is dropped mid-flight
-    /// and opened again from disk (recovery rebuilds queues and timers),
-    /// and workers start again if they were running. Takes the lab and
-    /// gives back the reopened one; if the store cannot be opened again
-    /// that is the error, and there is no lab.
-    pub async fn crash_engine(mut self) -> Result<(Lab, Vec<LabEvent>), LabError> {
-        let had_workers = self.kill_workers().is_some();
-        // Let the killed workers' tasks let go of their handles.
-        for _ in 0..400 {
-            if self.engine.is_last_handle() {
-                break;
+    /// Runs the clock at another speed.
+    pub fn set_speed(&mut self, speed: f64) -> Result<LabEvent, LabError> {
+        if !(speed.is_finite() && (SPEED_RANGE.0..=SPEED_RANGE.1).contains(&speed)) {
+            return Err(LabError::Invalid(format!(
+                "speed {speed} is out of range: use {}× to {}×",
+                SPEED_RANGE.0, SPEED_RANGE.1
+            )));
+        }
+        self.engine.clock().set_speed(speed);
+        Ok(LabEvent::SpeedSet { speed })
+    }
+
+    /// What a screen shows of the lab.
+    pub fn snapshot(&self) -> LabSnapshot {
+        LabSnapshot {
+            data_dir: self.config.data_dir.clone(),
+            worker: self.workers.as_ref().map(|(b, _, deposit)| WorkerSnapshot {
+                identity: b.identity().to_string(),
+                deposit: *deposit,
+            }),
+            deposit_on_disk: self.deposit_code(),
+            faults: Fault::ALL
+                .into_iter()
+                .map(|fault| FaultState {
+                    fault,
+                    on: self.faults.is_on(fault),
+                    description: fault.description(),
+                })
+                .collect(),
+            speed: self.engine.clock().speed(),
+            engine_generation: self.engine.generation(),
+            last_recovery: self.last_recovery,
+        }
+    }
+
+    /// Applies one action; returns what happened.
+    pub async fn apply(&mut self, action: Action) -> Result<Vec<LabEvent>, LabError> {
+        const IDENTITY: &str = "holdfast-lab";
+        let engine = self.engine.clone();
+        Ok(match action {
+            Action::StartTransfer {
+                workflow_id,
+                from,
+                to,
+                amount,
+                reference,
+                max_attempts,
+            } => {
+                self.transfers_started += 1;
+                let n = self.transfers_started;
+                let stamp = engine.now_ms();
+                let tutorial = PaymentDetails::tutorial();
+                let mut details = PaymentDetails::new(
+                    from.as_deref().unwrap_or(&tutorial.source_account),
+                    to.as_deref().unwrap_or(&tutorial.target_account),
+                    amount.unwrap_or(tutorial.amount),
+                    &reference.unwrap_or_else(|| format!("{stamp:x}-{n}")),
+                );
+                if let Some(m) = max_attempts {
+                    details = details.with_maximum_attempts(m);
+                }
+                details.validate().map_err(LabError::Invalid)?;
+                let id = workflow_id.unwrap_or_else(|| format!("pay-invoice-{stamp:x}-{n}"));
+                let h = bank::start_transfer(&engine, &id, &details).await?;
+                vec![LabEvent::WorkflowStarted {
+                    workflow_id: h.workflow_id,
+                    run_id: h.run_id,
+                }]
             }
-            tokio::time::sleep(Duration::from_millis(5)).await;
-        }
-        if !self.engine.is_last_handle() {
-            return Err(LabError::EngineBusy);
-        }
-        let Lab {
-            config,
-            engine,
-            bank,
-            research,
-            faults,
-            generation,
-            ..
-        } = self;
-        drop(bank);
-        drop(engine);
+            Action::StartReport {
+                workflow_id,
+                prompt,
+                approval,
+                email_to,
+            } => {
+                let mut input = GenerateReportInput::new(prompt);
+                input.approval = approval;
+                input.email_to = email_to;
+                input.validate().map_err(LabError::Invalid)?;
+                let id = workflow_id.unwrap_or_else(|| {
+                    format!("{}-{:x}", research::WORKFLOW_ID_PREFIX, engine.now_ms())
+                });
+                let h = research::start_report(&engine, &id, &input).await?;
+                vec![LabEvent::WorkflowStarted {
+                    workflow_id: h.workflow_id,
+                    run_id: h.run_id,
+                }]
+            }
+            Action::KillWorker => self.kill_workers().into_iter().collect(),
+            Action::StartWorker => self.start_workers().into_iter().collect(),
+            Action::SetFault { fault, on } => self.set_fault(fault, on)?,
+            Action::HotSwapFix => self.hot_swap_fix()?,
+            Action::RestartWorkerWithFix => self.restart_workers_with_fix()?,
+            Action::CrashEngine => self.crash_engine().await?,
+            Action::SetSpeed { speed } => vec![self.set_speed(speed)?],
+            Action::RetryNow {
+                workflow_id,
+                activity_id,
+            } => {
+                let activity_id = engine
+                    .retry_activity_now(&workflow_id, None, activity_id.as_deref())
+                    .await?;
+                vec![LabEvent::RetriedNow {
+                    workflow_id,
+                    activity_id,
+                }]
+            }
+            Action::Signal {
+                workflow_id,
+                name,
+                input,
+            } => {
+                let input = Payload::from_value(&input)
+                    .map_err(|e| LabError::Invalid(format!("signal input: {e}")))?;
+                engine
+                    .signal(&workflow_id, None, &name, input, IDENTITY)
+                    .await?;
+                vec![LabEvent::Signaled { workflow_id, name }]
+            }
+            Action::Query { workflow_id, name } => {
+                let answer = engine
+                    .query(&workflow_id, None, &name, Payload("null".into()))
+                    .await?;
+                vec![LabEvent::QueryAnswered {
+                    workflow_id,
+                    name,
+                    answer: answer.0,
+                }]
+            }
+            Action::Cancel { workflow_id } => {
+                engine.cancel(&workflow_id, None, IDENTITY).await?;
+                vec![LabEvent::CancelRequested { workflow_id }]
+            }
+            Action::Terminate {
+                workflow_id,
+                reason,
+            } => {
+                let reason = reason.unwrap_or_else(|| "terminated from holdfast".into());
+                engine
+                    .terminate(&workflow_id, None, &reason, IDENTITY)
+                    .await?;
+                vec![LabEvent::Terminated { workflow_id }]
+            }
+            Action::Reset {
+                workflow_id,
+                event_id,
+            } => {
+                let event_id = match event_id {
+                    Some(e) => e,
+                    None => engine
+                        .history(&workflow_id, None)
+                        .await?
+                        .iter()
+                        .find(|e| e.event_type() == EventType::WorkflowTaskCompleted)
+                        .map(|e| e.event_id)
+                        .ok_or_else(|| {
+                            LabError::Invalid(format!(
+                                "workflow {workflow_id} has no completed workflow task to reset to"
+                            ))
+                        })?,
+                };
+                let h = engine
+                    .reset(&workflow_id, None, event_id, "reset from holdfast")
+                    .await?;
+                vec![LabEvent::Reset {
+                    workflow_id,
+                    run_id: h.run_id,
+                }]
+            }
+        })
+    }
+
+    /// Crashes the engine in place: the workers die with it, what was not
+    /// on disk is lost, queues and timers are rebuilt from the store, and
+    /// the workers start again if they were running. Handles on the engine
+    /// held elsewhere (a screen's) stay valid.
+    pub async fn crash_engine(&mut self) -> Result<Vec<LabEvent>, LabError> {
+        let had_workers = self.kill_workers().is_some();
         let mut events = vec![LabEvent::EngineCrashed];
-        let engine = Engine::reopen(config.clone()).await?;
-        let mut lab = Lab::on_engine(config, engine, research, faults, generation)?;
-        events.push(LabEvent::EngineRecovered);
+        let recovery = self.engine.crash_and_recover().await?;
+        self.last_recovery = Some(recovery);
+        events.push(LabEvent::EngineRecovered {
+            runs: recovery.runs,
+            elapsed: recovery.elapsed,
+        });
         if had_workers {
-            events.extend(lab.start_workers());
+            events.extend(self.start_workers());
         }
-        Ok((lab, events))
+        Ok(events)
     }
 }

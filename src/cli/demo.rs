@@ -40,7 +40,7 @@ pub async fn run(args: DemoArgs) -> Result<(), Box<dyn std::error::Error>> {
     let config = EngineConfig::new(&args.data_dir).clock(Clock::scaled(args.speed));
     let mut lab = Lab::open(config, Llm::Offline)?;
     let failures = args.deposit_failures;
-    lab.set_fault(Fault::DepositBug, failures > 0);
+    lab.set_fault(Fault::DepositBug, failures > 0)?;
     lab.start_workers();
     let engine = lab.engine().clone();
     let bank = lab.bank().clone();
@@ -60,7 +60,7 @@ pub async fn run(args: DemoArgs) -> Result<(), Box<dyn std::error::Error>> {
     );
     if failures > 0 {
         wait_for_failed_deposits(&engine, failures).await?;
-        lab.hot_swap_fix();
+        lab.hot_swap_fix()?;
         println!(
             "Deposit failed {failures} time(s): swapped the fixed deposit into the running worker.\n"
         );

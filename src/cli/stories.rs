@@ -129,7 +129,7 @@ pub async fn transfer(args: TransferArgs) -> CliResult {
     details.validate()?;
     let config = EngineConfig::new(&args.data_dir).clock(Clock::scaled(args.speed));
     let mut lab = Lab::open(config, Llm::Offline)?;
-    lab.set_fault(Fault::DepositBug, args.deposit_bug);
+    lab.set_fault(Fault::DepositBug, args.deposit_bug)?;
     lab.start_workers();
     let engine = lab.engine().clone();
     match bank::start_transfer(&engine, &args.id, &details).await {
@@ -200,8 +200,8 @@ pub async fn report(args: ReportArgs) -> CliResult {
     let llm = Llm::from_env()?;
     let config = EngineConfig::new(&args.data_dir).clock(Clock::scaled(args.speed));
     let mut lab = Lab::open(config, llm.clone())?;
-    lab.set_fault(Fault::EmailOutage, args.email_outage);
-    lab.set_fault(Fault::LlmFailing, args.llm_failing);
+    lab.set_fault(Fault::EmailOutage, args.email_outage)?;
+    lab.set_fault(Fault::LlmFailing, args.llm_failing)?;
     lab.start_workers();
     let engine = lab.engine().clone();
     let id = args

@@ -518,7 +518,7 @@ impl Engine {
         reason: &str,
     ) -> Result<RunHandle, EngineError> {
         let seq = self.resolve(workflow_id, run_id)?;
-        self.inner.store.durable(self.inner.store.written()).await?;
+        self.inner.store.settled(self.inner.store.written()).await?;
         let history = self.inner.store.history(seq)?;
         let point = history
             .get((event_id as usize).wrapping_sub(1))
@@ -665,6 +665,22 @@ impl Engine {
         };
         self.finish(staged).await?;
         Ok(handle)
+    }
+
+    /// Skips the rest of an activity's backoff (see
+    /// [`RunState::retry_activity_now`]); returns the activity's id.
+    pub async fn retry_activity_now(
+        &self,
+        workflow_id: &str,
+        run_id: Option<&str>,
+        activity_id: Option<&str>,
+    ) -> Result<String, EngineError> {
+        let seq = self.running_seq(workflow_id, run_id).await?;
+        self.transact(seq, |run, tr, now| {
+            run.retry_activity_now(tr, now, activity_id)
+                .map_err(EngineError::InvalidArgument)
+        })
+        .await
     }
 
     /// Terminates a running run at once: WorkflowExecutionTerminated, and

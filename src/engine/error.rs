@@ -35,6 +35,8 @@ pub enum StoreError {
     CorruptValue { what: String, detail: String },
     #[error("cannot encode a value for the store: {0}")]
     Encode(String),
+    #[error("the engine of {path} crashed before this was written to disk; it did not happen")]
+    LostInCrash { path: String },
 }
 
 impl StoreError {

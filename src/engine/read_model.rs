@@ -316,7 +316,7 @@ impl Engine {
         // Every change reflected in memory was committed with a ticket ≤ this;
         // a run no longer in memory is read from sled only once its last
         // commit is applied (group commit applies writes at flush time).
-        self.inner.store.durable(ticket).await?;
+        self.inner.store.settled(ticket).await?;
         match run {
             Some(r) => Ok(r),
             None => self
@@ -346,7 +346,7 @@ impl Engine {
     ) -> Result<Vec<HistoryEvent>, EngineError> {
         let seq = self.resolve(workflow_id, run_id)?;
         let ticket = self.inner.store.written();
-        self.inner.store.durable(ticket).await?;
+        self.inner.store.settled(ticket).await?;
         Ok(self.inner.store.history(seq)?)
     }
 
@@ -358,7 +358,7 @@ impl Engine {
         page_token: Option<&PageToken>,
     ) -> Result<ListPage, EngineError> {
         let ticket = self.inner.store.written();
-        self.inner.store.durable(ticket).await?;
+        self.inner.store.settled(ticket).await?;
         list_store(&self.inner.store, filter, page_size, page_token)
     }
 
@@ -372,7 +372,7 @@ impl Engine {
         max: usize,
     ) -> Result<Vec<HistoryEvent>, EngineError> {
         let seq = self.resolve(workflow_id, run_id)?;
-        self.inner.store.durable(self.inner.store.written()).await?;
+        self.inner.store.settled(self.inner.store.written()).await?;
         Ok(self.inner.store.history_page(seq, after + 1, max)?)
     }
 

@@ -121,6 +121,18 @@ pub(crate) struct Inner {
     pub(crate) next_request: AtomicU64,
     pub(crate) transitions: AtomicU64,
     pub(crate) limits: HistoryLimits,
+    pub(crate) generation: std::sync::atomic::AtomicU32,
+}
+
+/// What a recovery found.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Recovery {
+    /// Crashes survived so far by this engine.
+    pub generation: u32,
+    /// Running runs rebuilt from the store.
+    pub runs: usize,
+    /// How long it took, in real time.
+    pub elapsed: std::time::Duration,
 }
 
 /// The durable-execution engine. Cheap to clone; all clones share one store.
@@ -166,6 +178,7 @@ impl Engine {
             next_request: AtomicU64::new(1),
             transitions: AtomicU64::new(0),
             limits: config.history_limits,
+            generation: std::sync::atomic::AtomicU32::new(0),
         });
         let engine = Engine { inner };
         engine.recover()?;
@@ -244,15 +257,24 @@ impl Engine {
     }
 
     /// Rebuilds running executions, queues and timers from the store.
-    fn recover(&self) -> Result<(), StoreError> {
-        let now = self.now_ms();
-        let mut effects = Vec::new();
-        let mut running = Vec::new();
-        let index = RunIndex::Status(super::state::WorkflowExecutionStatus::Running);
-        for run in self.inner.store.runs_newest_first(&index, None) {
-            running.push(run?);
-        }
+    fn recover(&self) -> Result<usize, StoreError> {
+        let running = self.load_running()?;
         let mut core = self.lock();
+        Ok(self.rebuild(&mut core, running))
+    }
+
+    /// The running runs as stored.
+    fn load_running(&self) -> Result<Vec<RunState>, StoreError> {
+        let index = RunIndex::Status(super::state::WorkflowExecutionStatus::Running);
+        self.inner.store.runs_newest_first(&index, None).collect()
+    }
+
+    /// Makes `running` the engine's memory: runs, queues and timers; what
+    /// a worker held died with it. Returns how many runs it rebuilt.
+    fn rebuild(&self, core: &mut Core, running: Vec<RunState>) -> usize {
+        let now = self.now_ms();
+        let count = running.len();
+        let mut effects = Vec::new();
         for mut run in running.into_iter().rev() {
             if let Some(w) = &mut run.workflow_task {
                 // Whoever held it died with the old process.
@@ -315,10 +337,51 @@ impl Engine {
             core.runs.insert(run.seq, run);
         }
         for e in effects {
-            apply_effect(&mut core, e, &self.inner.timer_wake);
+            apply_effect(core, e, &self.inner.timer_wake);
         }
-        drop(core);
-        Ok(())
+        count
+    }
+
+    /// Crashes the engine in place, as if its process were killed and
+    /// started again: commits not yet on disk are lost (whoever waited on
+    /// them is told so), memory — runs, queues, timers, tasks held by
+    /// workers — is dropped and rebuilt from the store, and the engine goes
+    /// on with the same handles. Workers of the old process should be
+    /// killed first, as a crash would have. The store is read under the
+    /// engine's lock here, once, so nothing can act on the old memory.
+    pub async fn crash_and_recover(&self) -> Result<Recovery, StoreError> {
+        let started = std::time::Instant::now();
+        let runs = self
+            .inner
+            .store
+            .crash(|| {
+                let running = self.load_running()?;
+                let mut core = self.lock();
+                core.runs.clear();
+                core.running_ids.clear();
+                core.run_tickets.clear();
+                core.timers.clear();
+                for q in core.workflow_queues.values_mut() {
+                    q.items.clear();
+                }
+                for q in core.activity_queues.values_mut() {
+                    q.items.clear();
+                }
+                Ok::<_, StoreError>(self.rebuild(&mut core, running))
+            })
+            .await?;
+        let generation = self.inner.generation.fetch_add(1, Ordering::SeqCst) + 1;
+        self.inner.timer_wake.notify_one();
+        Ok(Recovery {
+            generation,
+            runs,
+            elapsed: started.elapsed(),
+        })
+    }
+
+    /// How many times the engine crashed and recovered in place.
+    pub fn generation(&self) -> u32 {
+        self.inner.generation.load(Ordering::SeqCst)
     }
 
     /// Runs one transition on a running execution: the closure mutates a
@@ -466,8 +529,13 @@ impl Engine {
         let store = self.inner.store.clone();
         tokio::spawn(async move {
             tokio::time::sleep(LAZY_FLUSH_DELAY).await;
-            if let Err(e) = store.durable(staged.ticket).await {
-                tracing::warn!(error = %e, "a start or heartbeat could not be made durable");
+            match store.durable(staged.ticket).await {
+                Ok(()) => {}
+                // A crash took it back: the work runs again, as intended.
+                Err(e @ StoreError::LostInCrash { .. }) => tracing::debug!(error = %e),
+                Err(e) => {
+                    tracing::warn!(error = %e, "a start or heartbeat could not be made durable")
+                }
             }
         });
     }

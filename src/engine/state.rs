@@ -1284,6 +1284,56 @@ impl RunState {
         }
     }
 
+    /// Skips the rest of an activity's backoff: its next attempt is
+    /// scheduled now, with the same attempt number (what the Temporal UI's
+    /// users ask for, temporalio/ui#542). `activity_id` None picks the
+    /// first activity waiting for a retry. Returns the activity's id.
+    pub fn retry_activity_now(
+        &mut self,
+        tr: &mut Transition,
+        now: u64,
+        activity_id: Option<&str>,
+    ) -> Result<String, String> {
+        let idx = match activity_id {
+            Some(id) => self
+                .activities
+                .iter()
+                .position(|a| a.activity_id == id)
+                .ok_or_else(|| {
+                    format!(
+                        "workflow {} has no pending activity {id:?}",
+                        self.workflow_id
+                    )
+                })?,
+            None => self
+                .activities
+                .iter()
+                .position(|a| a.state == PendingActivityState::Scheduled && a.attempt > 1)
+                .ok_or_else(|| {
+                    format!(
+                        "no activity of workflow {} is waiting for a retry",
+                        self.workflow_id
+                    )
+                })?,
+        };
+        let a = &mut self.activities[idx];
+        if a.state != PendingActivityState::Scheduled || a.attempt == 1 {
+            return Err(format!(
+                "activity {} of workflow {} is not waiting for a retry (attempt {}, {:?})",
+                a.activity_id, self.workflow_id, a.attempt, a.state
+            ));
+        }
+        a.scheduled_time_ms = now;
+        a.next_attempt_schedule_time_ms = Some(now);
+        if let Some(r) = a.attempts.last_mut() {
+            r.next_attempt_time_ms = Some(now);
+        }
+        let id = a.activity_id.clone();
+        let a = self.activities[idx].clone();
+        self.enqueue_activity(tr, &a, now);
+        Ok(id)
+    }
+
     /// A user timer fell due.
     pub fn fire_timer(&mut self, tr: &mut Transition, now: u64, started: u64) -> bool {
         let Some(i) = self

@@ -245,6 +245,9 @@ pub(crate) struct Store {
     pending: std::sync::Mutex<Pending>,
     flush: tokio::sync::Mutex<FlushState>,
     flushes: AtomicU64,
+    /// Tickets a simulated crash took back before they were durable.
+    lost: std::sync::Mutex<Vec<(u64, u64)>>,
+    any_lost: std::sync::atomic::AtomicBool,
     /// The next run sequence number (one past the newest stored run).
     next_seq: AtomicU64,
     /// The change feed: each commit's [`Change`], sent in commit order once durable.
@@ -342,6 +345,8 @@ impl Store {
         let (feed, _) = broadcast::channel(4096);
         Ok(Arc::new(Store {
             next_seq: AtomicU64::new(last_seq + 1),
+            lost: std::sync::Mutex::new(Vec::new()),
+            any_lost: std::sync::atomic::AtomicBool::new(false),
             feed,
             db,
             tree,
@@ -457,10 +462,26 @@ impl Store {
 
     /// Waits until everything up to `ticket` is flushed to disk.
     pub(crate) async fn durable(&self, ticket: u64) -> Result<(), StoreError> {
+        self.flushed_to(ticket, true).await
+    }
+
+    /// Waits until every commit up to `ticket` is on disk or, taken back by
+    /// a crash, never will be: what a reader waits for before reading sled.
+    pub(crate) async fn settled(&self, ticket: u64) -> Result<(), StoreError> {
+        self.flushed_to(ticket, false).await
+    }
+
+    async fn flushed_to(&self, ticket: u64, lost_is_error: bool) -> Result<(), StoreError> {
+        if lost_is_error {
+            self.check_not_lost(ticket)?;
+        }
         if self.durable_up_to.load(Ordering::SeqCst) >= ticket {
             return Ok(());
         }
         let mut st = self.flush.lock().await;
+        if lost_is_error {
+            self.check_not_lost(ticket)?;
+        }
         if let Some(e) = &st.failed {
             return Err(StoreError::Io {
                 path: self.path.display().to_string(),
@@ -504,6 +525,39 @@ impl Store {
                 })
             }
         }
+    }
+
+    fn check_not_lost(&self, ticket: u64) -> Result<(), StoreError> {
+        if !self.any_lost.load(Ordering::Relaxed) {
+            return Ok(());
+        }
+        let lost = self.lost.lock().unwrap_or_else(|e| e.into_inner());
+        if lost.iter().any(|&(from, to)| (from..=to).contains(&ticket)) {
+            return Err(StoreError::LostInCrash {
+                path: self.path.display().to_string(),
+            });
+        }
+        Ok(())
+    }
+
+    /// Simulates the process dying: what was committed but not yet flushed
+    /// is gone (its waiters get [`StoreError::LostInCrash`]), and `rebuild`
+    /// runs while no flush can happen, so it reads exactly what is on disk.
+    pub(crate) async fn crash<R>(&self, rebuild: impl FnOnce() -> R) -> R {
+        let mut st = self.flush.lock().await;
+        let (_, newest, _, _) = self.take_pending();
+        if newest > st.flushed {
+            let mut lost = self.lost.lock().unwrap_or_else(|e| e.into_inner());
+            lost.push((st.flushed + 1, newest));
+            self.any_lost.store(true, Ordering::SeqCst);
+            // Nothing up to `newest` is left to write: a reader waiting for
+            // everything so far has nothing to wait for.
+            st.flushed = newest;
+            self.durable_up_to.store(newest, Ordering::SeqCst);
+        }
+        let r = rebuild();
+        drop(st);
+        r
     }
 
     /// Applies and flushes everything committed so far (blocking).

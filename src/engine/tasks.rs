@@ -252,7 +252,7 @@ impl Engine {
         ticket: u64,
         mut task: WorkflowTask,
     ) -> Result<WorkflowTask, EngineError> {
-        self.inner.store.durable(ticket).await?;
+        self.inner.store.settled(ticket).await?;
         task.history = self.inner.store.history(task.token.seq)?;
         Ok(task)
     }
