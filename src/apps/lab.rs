@@ -236,7 +236,6 @@ pub struct Lab {
     faults: Arc<Faults>,
     workers: Option<(WorkerHandle, WorkerHandle, DepositCode)>,
     generation: u32,
-    last_recovery: Option<Recovery>,
     transfers_started: u32,
 }
 
@@ -261,7 +260,6 @@ impl Lab {
             faults,
             workers: None,
             generation: 0,
-            last_recovery: None,
             transfers_started: 0,
         })
     }
@@ -396,7 +394,7 @@ impl Lab {
                 .collect(),
             speed: self.engine.clock().speed(),
             engine_generation: self.engine.generation(),
-            last_recovery: self.last_recovery,
+            last_recovery: self.engine.last_recovery(),
         }
     }
 
@@ -545,7 +543,6 @@ impl Lab {
         let had_workers = self.kill_workers().is_some();
         let mut events = vec![LabEvent::EngineCrashed];
         let recovery = self.engine.crash_and_recover().await?;
-        self.last_recovery = Some(recovery);
         events.push(LabEvent::EngineRecovered {
             runs: recovery.runs,
             elapsed: recovery.elapsed,

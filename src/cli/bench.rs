@@ -24,6 +24,11 @@ pub struct BenchArgs {
     /// Where to put the fresh data dirs (a temp dir by default).
     #[arg(long)]
     pub dir: Option<std::path::PathBuf>,
+    /// Measure the read model instead: fill a store with N runs (1 % of
+    /// them running, one retrying), then time open, a page, filtered pages
+    /// and a describe.
+    #[arg(long)]
+    pub read_model: bool,
 }
 
 fn peak_rss_kib() -> Option<u64> {
@@ -43,6 +48,9 @@ fn percentile(sorted: &[Duration], p: f64) -> Duration {
 }
 
 pub async fn run(args: BenchArgs) -> Result<(), Box<dyn std::error::Error>> {
+    if args.read_model {
+        return read_model(args).await;
+    }
     let root = match &args.dir {
         Some(d) => {
             std::fs::create_dir_all(d)?;
@@ -174,4 +182,155 @@ fn tempfile_in(dir: &std::path::Path) -> std::io::Result<std::path::PathBuf> {
     ));
     std::fs::create_dir_all(&p)?;
     Ok(p)
+}
+
+/// Times what a screen asks of a big store.
+async fn read_model(args: BenchArgs) -> Result<(), Box<dyn std::error::Error>> {
+    use crate::engine::{ListFilter, WorkflowExecutionStatus};
+    let root = match &args.dir {
+        Some(d) => tempfile_in(d)?,
+        None => tempfile_in(&std::env::temp_dir())?,
+    };
+    let dir = root.join("engine");
+    let n = args.workflows.max(1);
+    let c = args.concurrency.max(1);
+    println!(
+        "holdfast bench --read-model: {n} runs (1 % running), data in {}",
+        root.display()
+    );
+    let engine = Engine::open(EngineConfig::new(&dir).clock(Clock::system()))?;
+    let next = Arc::new(AtomicUsize::new(0));
+    let t = Instant::now();
+    let mut fillers = Vec::new();
+    for _ in 0..c {
+        let engine = engine.clone();
+        let next = next.clone();
+        fillers.push(tokio::spawn(async move {
+            loop {
+                let i = next.fetch_add(1, Ordering::Relaxed);
+                if i >= n {
+                    return Ok::<_, crate::engine::EngineError>(());
+                }
+                let id = format!("run-{i:06}");
+                let ty = if i.is_multiple_of(2) {
+                    "MoneyTransfer"
+                } else {
+                    "GenerateReportWorkflow"
+                };
+                engine
+                    .start_workflow(StartWorkflowOptions::new(&id, ty, "q", Payload("0".into())))
+                    .await?;
+                if !i.is_multiple_of(100) {
+                    engine.terminate(&id, None, "bench", "bench").await?;
+                }
+            }
+        }));
+    }
+    for f in fillers {
+        f.await??;
+    }
+    // One run with an activity retrying, for the "retrying" filter.
+    let mut w = Worker::new(&engine, WorkerOptions::new("retrying", "bench-worker"));
+    w.register_workflow("Stuck", |ctx: WfContext, _: u64| async move {
+        let o = activity_options().start_to_close(Duration::from_secs(30));
+        let r: u64 = ctx.activity("fails", &0u64, o).await?;
+        Ok::<_, WorkflowError>(r)
+    });
+    w.register_activity("fails", |_: ActivityContext, _: u64| async move {
+        Err::<u64, _>(ApplicationError::retryable("Down", "down"))
+    });
+    let worker = w.start();
+    engine
+        .start_workflow(StartWorkflowOptions::new(
+            "stuck",
+            "Stuck",
+            "retrying",
+            Payload("0".into()),
+        ))
+        .await?;
+    engine
+        .wait_until("stuck", |d| {
+            d.pending_activities.first().is_some_and(|a| a.attempt > 1)
+        })
+        .await?;
+    worker.kill();
+    drop(worker);
+    println!("filled   in {:.1} s", t.elapsed().as_secs_f64());
+    drop(engine);
+
+    let ms = |t: Instant| t.elapsed().as_secs_f64() * 1e3;
+    let t = Instant::now();
+    let engine = Engine::reopen(EngineConfig::new(&dir).clock(Clock::system())).await?;
+    let open = ms(t);
+    let r = engine.last_recovery().ok_or("no recovery recorded")?;
+    println!(
+        "open     {open:>8.2} ms  (sled {:.2} ms, then holdfast's recovery of {} running runs {:.2} ms)",
+        r.store_open.as_secs_f64() * 1e3,
+        r.runs,
+        r.elapsed.as_secs_f64() * 1e3
+    );
+    let timed = |name: &'static str, filter: ListFilter| {
+        let engine = engine.clone();
+        async move {
+            let t = Instant::now();
+            let page = engine.list(&filter, 50, None).await?;
+            let first = ms(t);
+            let t = Instant::now();
+            let second = match &page.next_page_token {
+                Some(token) => Some(engine.list(&filter, 50, Some(token)).await?),
+                None => None,
+            };
+            let next = ms(t);
+            println!(
+                "{name:<8} {first:>8.2} ms  first page ({} rows), {next:.2} ms the next ({} rows)",
+                page.executions.len(),
+                second.map_or(0, |p| p.executions.len())
+            );
+            Ok::<_, crate::engine::EngineError>(())
+        }
+    };
+    timed("page", ListFilter::default()).await?;
+    timed(
+        "running",
+        ListFilter {
+            status: Some(WorkflowExecutionStatus::Running),
+            ..ListFilter::default()
+        },
+    )
+    .await?;
+    timed(
+        "type",
+        ListFilter {
+            workflow_type: Some("MoneyTransfer".into()),
+            ..ListFilter::default()
+        },
+    )
+    .await?;
+    timed(
+        "retrying",
+        ListFilter {
+            retrying: true,
+            ..ListFilter::default()
+        },
+    )
+    .await?;
+    timed(
+        "text",
+        ListFilter {
+            text: Some("run-0499".into()),
+            ..ListFilter::default()
+        },
+    )
+    .await?;
+    let t = Instant::now();
+    let d = engine.describe("stuck", None).await?;
+    println!(
+        "describe {:>8.2} ms  ({} pending activity, attempt {})",
+        ms(t),
+        d.pending_activities.len(),
+        d.pending_activities.first().map_or(0, |a| a.attempt)
+    );
+    drop(engine);
+    let _ = std::fs::remove_dir_all(&root);
+    Ok(())
 }

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use tokio::sync::broadcast;
 
-use super::error::EngineError;
+use super::error::{EngineError, StoreError};
 use super::failure::Failure;
 use super::feed::Change;
 use super::history::{HistoryEvent, Payload};
@@ -240,7 +240,22 @@ pub(crate) fn list_store(
     let before = page_token.map(PageToken::seq).transpose()?;
     let mut executions = Vec::new();
     let mut next_page_token = None;
-    for run in store.runs_newest_first(&filter.index(), before) {
+    let index = filter.index();
+    let runs: Box<dyn Iterator<Item = Result<RunState, StoreError>>> = match &filter.text {
+        // No index narrows it more: read a few bytes per run, not its state.
+        Some(text) if index == RunIndex::All => {
+            let seqs = store.seqs_with_text(text.to_lowercase(), before);
+            Box::new(seqs.map(move |seq| {
+                let seq = seq?;
+                store.run(seq)?.ok_or_else(|| StoreError::CorruptValue {
+                    what: format!("text index entry of run {seq}"),
+                    detail: "points at no run".into(),
+                })
+            }))
+        }
+        _ => store.runs_newest_first(&index, before),
+    };
+    for run in runs {
         let run = run?;
         if !filter.matches(&run) {
             continue;

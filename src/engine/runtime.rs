@@ -122,6 +122,7 @@ pub(crate) struct Inner {
     pub(crate) transitions: AtomicU64,
     pub(crate) limits: HistoryLimits,
     pub(crate) generation: std::sync::atomic::AtomicU32,
+    recovery: Mutex<Option<Recovery>>,
 }
 
 /// What a recovery found.
@@ -131,8 +132,11 @@ pub struct Recovery {
     pub generation: u32,
     /// Running runs rebuilt from the store.
     pub runs: usize,
-    /// How long it took, in real time.
+    /// How long rebuilding took, in real time.
     pub elapsed: std::time::Duration,
+    /// How long the store itself (sled) took to open, before that; zero
+    /// for a crash in place, which keeps the store open.
+    pub store_open: std::time::Duration,
 }
 
 /// The durable-execution engine. Cheap to clone; all clones share one store.
@@ -153,7 +157,9 @@ impl Engine {
     /// Opens the data directory, rebuilds queues and timers from the running
     /// executions, and starts the timer loop. Call inside a tokio runtime.
     pub fn open(config: EngineConfig) -> Result<Engine, StoreError> {
+        let opening = std::time::Instant::now();
         let store = Store::open(&config.data_dir)?;
+        let store_open = opening.elapsed();
         if let Some(stored) = store.engine_time_ms()? {
             config.clock.not_before(stored);
         }
@@ -179,9 +185,17 @@ impl Engine {
             transitions: AtomicU64::new(0),
             limits: config.history_limits,
             generation: std::sync::atomic::AtomicU32::new(0),
+            recovery: Mutex::new(None),
         });
         let engine = Engine { inner };
-        engine.recover()?;
+        let recovering = std::time::Instant::now();
+        let runs = engine.recover()?;
+        engine.set_recovery(Recovery {
+            generation: 0,
+            runs,
+            elapsed: recovering.elapsed(),
+            store_open,
+        });
         tokio::spawn(timer_loop(Arc::downgrade(&engine.inner)));
         Ok(engine)
     }
@@ -372,11 +386,31 @@ impl Engine {
             .await?;
         let generation = self.inner.generation.fetch_add(1, Ordering::SeqCst) + 1;
         self.inner.timer_wake.notify_one();
-        Ok(Recovery {
+        let recovery = Recovery {
             generation,
             runs,
             elapsed: started.elapsed(),
-        })
+            store_open: std::time::Duration::ZERO,
+        };
+        self.set_recovery(recovery);
+        Ok(recovery)
+    }
+
+    fn set_recovery(&self, r: Recovery) {
+        *self
+            .inner
+            .recovery
+            .lock()
+            .unwrap_or_else(|e| e.into_inner()) = Some(r);
+    }
+
+    /// The last recovery: at open, or after a crash in place.
+    pub fn last_recovery(&self) -> Option<Recovery> {
+        *self
+            .inner
+            .recovery
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
     }
 
     /// How many times the engine crashed and recovered in place.

@@ -11,6 +11,8 @@
 //!   `Running` prefix is what recovery reads, so opening costs what is running
 //! - `t/<workflow type>\0<run seq>` → (empty) index of runs by type
 //! - `y/<run seq>`                 → (empty) runs with an activity retrying
+//! - `i/<run seq>`                 → `<workflow id>\0<workflow type>`, lowercased,
+//!   so a text search reads a few bytes per run instead of its state
 //!
 //! Indexes are written in the same batch as the run they describe.
 //!
@@ -114,6 +116,12 @@ pub(crate) fn workflow_key(workflow_id: &str) -> Vec<u8> {
     k
 }
 
+fn text_key(seq: u64) -> Vec<u8> {
+    let mut k = b"i/".to_vec();
+    k.extend_from_slice(&seq.to_be_bytes());
+    k
+}
+
 fn status_byte(status: WorkflowExecutionStatus) -> u8 {
     match status {
         WorkflowExecutionStatus::Running => 1,
@@ -196,6 +204,8 @@ impl WriteBatch {
                     workflow_key(&run.workflow_id),
                     Some(seq.to_be_bytes().to_vec()),
                 ));
+                let text = format!("{}\0{}", run.workflow_id, run.workflow_type).to_lowercase();
+                self.ops.push((text_key(seq), Some(text.into_bytes())));
                 let by_type = RunIndex::Type(run.workflow_type.clone());
                 self.ops.push((by_type.key(seq), Some(Vec::new())));
                 self.ops
@@ -621,6 +631,28 @@ impl Store {
                     detail: format!("{} bytes", k.len()),
                 })?;
             Ok(seq)
+        })
+    }
+
+    /// Runs whose workflow id or type contains `text` (lowercase), newest
+    /// first, below `before` (exclusive).
+    pub(crate) fn seqs_with_text(
+        &self,
+        text: String,
+        before: Option<u64>,
+    ) -> impl Iterator<Item = Result<u64, StoreError>> + '_ {
+        let end = text_key(before.unwrap_or(u64::MAX));
+        let range = match before {
+            Some(_) => self.tree.range(text_key(0)..end),
+            None => self.tree.range(text_key(0)..=end),
+        };
+        range.rev().filter_map(move |item| match item {
+            Err(e) => Some(Err(self.err(e))),
+            Ok((k, v)) => {
+                let hit = std::str::from_utf8(&v).is_ok_and(|s| s.contains(&text));
+                let seq = u64::from_be_bytes(k[2..10].try_into().unwrap_or([0; 8]));
+                hit.then_some(Ok(seq))
+            }
         })
     }
 
