@@ -6,8 +6,9 @@ use std::path::Path;
 
 use super::error::{EngineError, StoreError};
 use super::history::{EventType, HistoryEvent};
-use super::read_model::{ListFilter, ListPage, PageToken, WorkflowDescription, describe_run};
+use super::read_model::{ListFilter, ListPage, PageToken};
 use super::state::RunState;
+use super::state::describe::{WorkflowDescription, describe_run};
 use super::store::Store;
 
 /// A stopped data directory, opened for reading.

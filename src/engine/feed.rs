@@ -10,7 +10,7 @@
 //! commit. A subscriber that applies the changes in order holds what
 //! `describe` would return, without asking.
 
-use super::read_model::WorkflowDescription;
+use super::state::describe::WorkflowDescription;
 
 /// One commit, as the read model sees it.
 #[derive(Clone, Debug, PartialEq)]

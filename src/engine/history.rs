@@ -9,8 +9,11 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use super::failure::Failure;
-use super::retry::RetryPolicy;
+mod failure;
+mod retry;
+
+pub use failure::{Failure, FailureInfo};
+pub use retry::{RetryPolicy, RetryPolicyError};
 
 /// A JSON value carried as text, so bincode can store it and a person can read it.
 #[derive(Clone, PartialEq, Eq, Serialize, Deserialize, Default)]

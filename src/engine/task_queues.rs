@@ -3,16 +3,8 @@
 //! and the build of the code it runs (Temporal's worker build id, here
 //! also "deposit: buggy" or "deposit: fixed").
 
-use std::collections::BTreeMap;
-
+pub use super::runtime::TaskQueueKind;
 use super::runtime::{Core, Engine};
-
-/// The kind of task a poller asks for.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub enum TaskQueueKind {
-    Workflow,
-    Activity,
-}
 
 /// One poller of a task queue.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -38,15 +30,6 @@ pub struct TaskQueueDescription {
     /// Activity tasks waiting for a poller.
     pub activity_backlog: usize,
 }
-
-#[derive(Default)]
-pub(crate) struct PollerState {
-    last_access_ms: u64,
-    outstanding: u32,
-}
-
-/// Pollers by queue, then by (identity, kind).
-pub(crate) type Pollers = BTreeMap<String, BTreeMap<(String, TaskQueueKind), PollerState>>;
 
 /// Marks a poll open while it lives; its drop (the poll answered, or its
 /// worker killed mid-poll) marks it closed.

@@ -4,6 +4,9 @@
 //! engine, as a crashed process would. `swap_activity` replaces an
 //! activity's implementation while the worker runs (the hot fix).
 
+mod errors;
+pub(crate) mod workflow;
+
 use std::collections::{BTreeMap, HashMap};
 use std::future::Future;
 use std::panic::AssertUnwindSafe;
@@ -19,11 +22,11 @@ use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 
 use super::clock::Clock;
-use super::failure::Failure;
+use super::history::Failure;
 use super::history::{EventAttributes, Payload, WorkflowTaskFailedCause};
 use super::runtime::Engine;
-use super::tasks::{ActivityTask, WorkflowTask};
-use super::workflow::{
+use super::worker_api::{ActivityTask, WorkflowTask};
+use workflow::{
     ActivationError, WfContext, WorkflowError, WorkflowFuture, WorkflowInfo, WorkflowInstance,
 };
 
@@ -88,7 +91,7 @@ pub struct ActivityContext {
     pub worker_identity: String,
     clock: Clock,
     engine: Engine,
-    token: super::tasks::ActivityTaskToken,
+    token: super::worker_api::ActivityTaskToken,
     heartbeat_details: Option<Payload>,
 }
 
@@ -586,7 +589,7 @@ impl WorkerShared {
 
     /// Answers from the cached instance when it has seen the whole history,
     /// otherwise from a fresh replay of it.
-    fn answer_query(&self, task: &super::tasks::QueryTask) -> Result<Payload, String> {
+    fn answer_query(&self, task: &super::worker_api::QueryTask) -> Result<Payload, String> {
         let next = task.history.len() as u64 + 1;
         if let Ok(c) = self.cache.lock()
             && let Some(inst) = c.get(&task.run_id)
@@ -595,7 +598,7 @@ impl WorkerShared {
             return inst.query(&task.query_type, task.args.clone());
         }
         let wt = WorkflowTask {
-            token: super::tasks::WorkflowTaskToken::detached(),
+            token: super::worker_api::WorkflowTaskToken::detached(),
             workflow_id: task.workflow_id.clone(),
             run_id: task.run_id.clone(),
             workflow_type: task.workflow_type.clone(),

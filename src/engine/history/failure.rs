@@ -5,7 +5,7 @@ use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
-use super::history::{Payload, RetryState, TimeoutType};
+use super::{Payload, RetryState, TimeoutType};
 
 /// A failure as recorded in history and handed to workflow code.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]

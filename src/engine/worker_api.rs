@@ -6,9 +6,10 @@
 use std::time::Duration;
 
 use super::error::EngineError;
-use super::failure::Failure;
+use super::history::Failure;
 use super::history::{HistoryEvent, Payload, WorkflowTaskFailedCause};
 use super::runtime::Engine;
+pub use super::runtime::QueryTask;
 use super::state::{Command, PendingActivityState, Transition};
 use super::task_queues::{PollGuard, TaskQueueKind};
 
@@ -68,25 +69,6 @@ pub struct ActivityTask {
     pub heartbeat_timeout: Duration,
     /// Details the previous attempt reported by heartbeat, if any.
     pub heartbeat_details: Option<Payload>,
-}
-
-/// A query for a worker to answer from the run's state.
-#[derive(Debug)]
-pub struct QueryTask {
-    pub workflow_id: String,
-    pub run_id: String,
-    pub workflow_type: String,
-    pub history: Vec<HistoryEvent>,
-    pub query_type: String,
-    pub args: Payload,
-    pub(crate) reply: tokio::sync::oneshot::Sender<Result<Payload, String>>,
-}
-
-impl QueryTask {
-    /// Sends the answer back to whoever asked.
-    pub fn answer(self, result: Result<Payload, String>) {
-        let _ = self.reply.send(result);
-    }
 }
 
 /// Counts a worker as ready to answer queries on a queue while it lives.
@@ -441,7 +423,7 @@ impl Engine {
         identity: &str,
         result: Payload,
     ) -> Result<(), EngineError> {
-        let limit = super::client::BLOB_SIZE_LIMIT;
+        let limit = crate::engine::limits::BLOB_SIZE_LIMIT;
         if result.len() > limit {
             // Never written: the attempt fails, for good, with a clear reason.
             let failure = Failure::application(

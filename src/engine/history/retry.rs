@@ -14,8 +14,8 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use super::failure::{Failure, FailureInfo};
-use super::history::{RetryState, TimeoutType};
+use super::{Failure, FailureInfo};
+use super::{RetryState, TimeoutType};
 
 /// Temporal's `RetryPolicy`. `Default` gives the server defaults.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
