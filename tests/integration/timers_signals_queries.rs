@@ -1,7 +1,7 @@
 //! Durable timers, signals and queries, against the reference histories
 //! `d-timer` and `e-signal` and Temporal's documented query behaviour.
 
-mod common;
+use crate::common;
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;

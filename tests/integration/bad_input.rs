@@ -1,7 +1,7 @@
 //! Bad input from a person gets a one-line error that says what and where;
 //! nothing is written and nothing is lost.
 
-mod common;
+use crate::common;
 
 use std::process::Command;
 use std::time::Duration;

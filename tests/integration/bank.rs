@@ -3,7 +3,7 @@
 //! not) as the tutorial promises, and the bug is fixed both ways while the
 //! workflow waits.
 
-mod common;
+use crate::common;
 
 use std::time::Duration;
 
@@ -196,26 +196,16 @@ async fn unknown_target_is_refunded() {
     );
 }
 
-/// Wait until the deposit has failed `n` times and is waiting for its next attempt.
+/// Waits, on the feed, until the deposit has failed `n` times and waits for its next attempt.
 async fn until_deposit_failed(engine: &Engine, id: &str, n: u32) {
-    for _ in 0..10_000 {
-        let d = engine.describe(id, None).await.unwrap();
-        if let Some(a) = d
-            .pending_activities
-            .iter()
-            .find(|a| a.activity_type == "deposit")
-            && a.attempt > n
-            && a.state == PendingActivityState::Scheduled
-        {
-            assert_eq!(
-                a.last_failure.as_ref().map(|f| f.message.as_str()),
-                Some("This deposit has failed.")
-            );
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    panic!("the deposit never failed {n} times");
+    let a = common::pending_activity(engine, id, "deposit", |a| {
+        a.attempt > n && a.state == PendingActivityState::Scheduled
+    })
+    .await;
+    assert_eq!(
+        a.last_failure.as_ref().map(|f| f.message.as_str()),
+        Some("This deposit has failed.")
+    );
 }
 
 /// The tutorial's fix: stop the worker, fix the code, start it again; the

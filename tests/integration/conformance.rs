@@ -5,7 +5,7 @@
 //! type and message) with the reference file. Ids, times and identities are
 //! not compared.
 
-mod common;
+use crate::common;
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;

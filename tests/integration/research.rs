@@ -5,7 +5,7 @@
 //! (query, edit, keep), and the e-mail outage: send_email retried while
 //! the expensive llm_call is made exactly once.
 
-mod common;
+use crate::common;
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;

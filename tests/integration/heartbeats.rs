@@ -1,7 +1,7 @@
 //! Heartbeats: a heartbeat timeout is a retryable failure carrying the last
 //! details; the next attempt can read them (`g-activity-heartbeat-timeout`).
 
-mod common;
+use crate::common;
 
 use std::time::Duration;
 

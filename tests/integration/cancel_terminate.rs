@@ -3,7 +3,7 @@
 //! with `workflow-cancelled-during-timer`, `terminated-with-activity-retrying`,
 //! `f-workflow-task-failure-mid` and `f2-nondeterminism-workflow-task-failed`.
 
-mod common;
+use crate::common;
 
 use std::time::Duration;
 

@@ -5,12 +5,13 @@
 
 use std::time::Duration;
 
+use crate::common;
 use holdfast::apps::bank::{self, PaymentDetails};
 use holdfast::apps::faults::Fault;
 use holdfast::apps::lab::{Action, Lab, LabEvent};
 use holdfast::apps::research::{self, GenerateReportInput, Llm};
 use holdfast::engine::{
-    Clock, Engine, EngineConfig, EventAttributes, EventType, Failure, PendingActivityInfo,
+    Clock, EngineConfig, EventAttributes, EventType, Failure, PendingActivityInfo,
     WorkflowExecutionStatus, WorkflowOutcome,
 };
 
@@ -20,27 +21,7 @@ fn lab() -> (Lab, tempfile::TempDir) {
     (Lab::open(config, Llm::Offline).unwrap(), dir)
 }
 
-/// Waits (on the virtual clock) until `id`'s pending `activity` satisfies `f`.
-async fn until_pending(
-    engine: &Engine,
-    id: &str,
-    activity: &str,
-    f: impl Fn(&PendingActivityInfo) -> bool,
-) -> PendingActivityInfo {
-    for _ in 0..2_000 {
-        let d = engine.describe(id, None).await.unwrap();
-        if let Some(a) = d
-            .pending_activities
-            .iter()
-            .find(|a| a.activity_type == activity)
-            && f(a)
-        {
-            return a.clone();
-        }
-        tokio::time::sleep(Duration::from_millis(250)).await;
-    }
-    panic!("{id}: {activity} never got there");
-}
+use common::pending_activity as until_pending;
 
 fn failure_message(a: &PendingActivityInfo) -> &str {
     a.last_failure

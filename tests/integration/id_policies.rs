@@ -1,7 +1,7 @@
 //! Workflow-id policies with Temporal's defaults and wording: reuse
 //! (closed runs; default AllowDuplicate) and conflict (running run; default Fail).
 
-mod common;
+use crate::common;
 
 use std::time::Duration;
 

@@ -186,3 +186,57 @@ pub async fn start(
         .await
         .expect("start")
 }
+
+/// How long (engine time, virtual in tests) a wait on the feed may take
+/// before the test fails instead of hanging.
+const WAIT_LIMIT: std::time::Duration = std::time::Duration::from_secs(24 * 3600);
+
+/// Waits, woken by the change feed, until `id`'s pending `activity`
+/// satisfies `f`; returns it.
+pub async fn pending_activity(
+    engine: &holdfast::engine::Engine,
+    id: &str,
+    activity: &str,
+    f: impl Fn(&holdfast::engine::PendingActivityInfo) -> bool + Send + Sync,
+) -> holdfast::engine::PendingActivityInfo {
+    let find = |d: &holdfast::engine::WorkflowDescription| {
+        d.pending_activities
+            .iter()
+            .find(|a| a.activity_type == activity && f(a))
+            .cloned()
+    };
+    let d = tokio::time::timeout(WAIT_LIMIT, engine.wait_until(id, |d| find(d).is_some()))
+        .await
+        .unwrap_or_else(|_| panic!("{id}: {activity} never got there"))
+        .expect("describe");
+    find(&d).expect("found")
+}
+
+/// Waits, woken by the change feed, until `pred` holds for `id`'s history;
+/// returns that history.
+pub async fn history_until(
+    engine: &holdfast::engine::Engine,
+    id: &str,
+    pred: impl Fn(&[HistoryEvent]) -> bool,
+) -> Vec<HistoryEvent> {
+    let wait = async {
+        let mut feed = engine.subscribe();
+        loop {
+            let h = engine.history(id, None).await.expect("history");
+            if pred(&h) {
+                return h;
+            }
+            loop {
+                match feed.recv().await {
+                    Ok(c) if c.run_of(id).is_some_and(|r| r.new_events > 0) => break,
+                    Ok(_) => {}
+                    Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => break,
+                    Err(e) => panic!("feed closed: {e}"),
+                }
+            }
+        }
+    };
+    tokio::time::timeout(WAIT_LIMIT, wait)
+        .await
+        .unwrap_or_else(|_| panic!("condition never held for {id}"))
+}

@@ -2,7 +2,7 @@
 //! status filter, pages), describe while retrying, the change feed after
 //! each durable transition, and backoff capped by the maximum interval.
 
-mod common;
+use crate::common;
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;

@@ -6,7 +6,7 @@
 //! arrive in one change. The steps are driven through the worker protocol
 //! by hand, on the virtual clock.
 
-mod common;
+use crate::common;
 
 use std::collections::HashMap;
 use std::time::Duration;

@@ -4,7 +4,7 @@
 //! panic in workflow code fails the task, never the engine; activity
 //! failures reach workflow code as typed errors it can catch.
 
-mod common;
+use crate::common;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -27,20 +27,13 @@ async fn start(engine: &Engine, id: &str, ty: &str, input: serde_json::Value) {
     common::start(engine, id, ty, QUEUE, input).await;
 }
 
-/// Waits (on the virtual clock) until `pred` holds for the run's history.
+/// Waits, on the feed, until `pred` holds for the run's history.
 async fn wait_for(
     engine: &Engine,
     id: &str,
     pred: impl Fn(&[holdfast::engine::HistoryEvent]) -> bool,
 ) {
-    for _ in 0..10_000 {
-        let h = engine.history(id, None).await.unwrap();
-        if pred(&h) {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-    panic!("condition never held for {id}");
+    common::history_until(engine, id, pred).await;
 }
 
 fn count(h: &[holdfast::engine::HistoryEvent], t: EventType) -> usize {
