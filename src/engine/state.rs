@@ -21,6 +21,8 @@ pub(crate) mod start;
 mod status;
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod transitions;
 mod workflow_task;
 
 use std::time::Duration;
