@@ -288,7 +288,6 @@ pub async fn start_transfer(
     workflow_id: &str,
     details: &PaymentDetails,
 ) -> Result<RunHandle, EngineError> {
-    register_type(engine);
     let input = Payload::from_value(details).map_err(|e| EngineError::InvalidInput {
         workflow_type: WORKFLOW_TYPE.into(),
         detail: e.to_string(),

@@ -463,7 +463,6 @@ pub async fn start_report(
     workflow_id: &str,
     input: &GenerateReportInput,
 ) -> Result<RunHandle, EngineError> {
-    register_type(engine);
     let payload = Payload::from_value(input).map_err(|e| EngineError::InvalidInput {
         workflow_type: WORKFLOW_TYPE.into(),
         detail: e.to_string(),

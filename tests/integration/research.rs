@@ -449,6 +449,7 @@ async fn file_names_cannot_escape_the_data_directory() {
     let (engine, _dir) = virtual_engine();
     let mut input = GenerateReportInput::new("x");
     input.file_name = Some("../../outside.pdf".into());
+    research::register_type(&engine);
     let err = research::start_report(&engine, "escape", &input)
         .await
         .unwrap_err();
