@@ -16,7 +16,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-pub use ledger::{Account, Bank, BankError, JournalEntry, SEED_ACCOUNTS};
+pub use ledger::{Account, Bank, BankError, JournalEntry, Movement, SEED_ACCOUNTS};
 
 use crate::engine::{
     ActivityContext, ApplicationError, Engine, EngineError, Payload, RetryPolicy, RunHandle,
@@ -152,7 +152,9 @@ fn app_error(e: BankError) -> ApplicationError {
     match e {
         BankError::InvalidAmount { .. }
         | BankError::Overflow { .. }
-        | BankError::ReferenceReused { .. } => {
+        | BankError::ReferenceReused { .. }
+        | BankError::ReferenceRefunded { .. }
+        | BankError::NothingToRefund { .. } => {
             ApplicationError::non_retryable(e.error_type(), e.to_string())
         }
         _ => ApplicationError::retryable(e.error_type(), e.to_string()),
@@ -175,8 +177,7 @@ async fn withdraw(
     ctx: ActivityContext,
     p: PaymentDetails,
 ) -> Result<String, ApplicationError> {
-    let reference = format!("{}-withdrawal", p.reference_id);
-    bank.withdraw(&p.source_account, p.amount, &reference)
+    bank.withdraw(&p.source_account, p.amount, &p.reference_id)
         .await
         .inspect_err(|e| log_failure("Withdrawal", &ctx, e))
         .map_err(app_error)
@@ -188,11 +189,13 @@ async fn deposit(
     ctx: ActivityContext,
     p: PaymentDetails,
 ) -> Result<String, ApplicationError> {
-    let reference = format!("{}-deposit", p.reference_id);
     let outcome = match code {
-        DepositCode::Fixed => bank.deposit(&p.target_account, p.amount, &reference).await,
+        DepositCode::Fixed => {
+            bank.deposit(&p.target_account, p.amount, &p.reference_id)
+                .await
+        }
         DepositCode::Buggy => {
-            bank.deposit_that_fails(&p.target_account, p.amount, &reference)
+            bank.deposit_that_fails(&p.target_account, p.amount, &p.reference_id)
                 .await
         }
     };
@@ -206,8 +209,7 @@ async fn refund(
     ctx: ActivityContext,
     p: PaymentDetails,
 ) -> Result<String, ApplicationError> {
-    let reference = format!("{}-refund", p.reference_id);
-    bank.deposit(&p.source_account, p.amount, &reference)
+    bank.refund(&p.source_account, p.amount, &p.reference_id)
         .await
         .inspect_err(|e| log_failure("Refund", &ctx, e))
         .map_err(app_error)

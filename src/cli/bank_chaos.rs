@@ -30,34 +30,43 @@ pub struct BankChaosArgs {
 }
 
 /// The transfers, the same for a given seed: mostly valid, some too large,
-/// some from or to an account that does not exist.
+/// some from or to an account that does not exist, and some (5 %) the same
+/// request as an earlier transfer, reference included, started again — as a
+/// person re-running a command would. A reused reference moves money at
+/// most once: never again once it was refunded.
 pub fn plan(seed: u64, n: usize) -> Vec<(String, PaymentDetails)> {
     let mut rng = fastrand::Rng::with_seed(seed);
     let accounts: Vec<&str> = SEED_ACCOUNTS.iter().map(|(a, _)| *a).collect();
-    (0..n)
-        .map(|i| {
-            let source = match rng.u8(..100) {
-                0..3 => "99-999",
+    let mut plan: Vec<(String, PaymentDetails)> = Vec::with_capacity(n);
+    for i in 0..n {
+        let id = format!("transfer-{i}");
+        if i > 0 && rng.u8(..100) < 5 {
+            let again = plan[rng.usize(..i)].1.clone();
+            plan.push((id, again));
+            continue;
+        }
+        let source = match rng.u8(..100) {
+            0..3 => "99-999",
+            _ => accounts[rng.usize(..accounts.len())],
+        };
+        let target = loop {
+            let t = match rng.u8(..100) {
+                0..5 => "00-000",
                 _ => accounts[rng.usize(..accounts.len())],
             };
-            let target = loop {
-                let t = match rng.u8(..100) {
-                    0..5 => "00-000",
-                    _ => accounts[rng.usize(..accounts.len())],
-                };
-                if t != source {
-                    break t;
-                }
-            };
-            let amount = match rng.u8(..100) {
-                0..5 => rng.i64(5_000..50_000),
-                _ => rng.i64(1..=250),
-            };
-            let details = PaymentDetails::new(source, target, amount, &format!("t{i}"))
-                .with_maximum_attempts(0);
-            (format!("transfer-{i}"), details)
-        })
-        .collect()
+            if t != source {
+                break t;
+            }
+        };
+        let amount = match rng.u8(..100) {
+            0..5 => rng.i64(5_000..50_000),
+            _ => rng.i64(1..=250),
+        };
+        let details =
+            PaymentDetails::new(source, target, amount, &format!("t{i}")).with_maximum_attempts(0);
+        plan.push((id, details));
+    }
+    plan
 }
 
 pub async fn run_child(args: BankChaosArgs) -> Result<(), Box<dyn std::error::Error>> {

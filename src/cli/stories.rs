@@ -27,8 +27,10 @@ pub struct TransferArgs {
     pub to: String,
     #[arg(long, default_value_t = 250, allow_negative_numbers = true)]
     pub amount: i64,
-    #[arg(long, default_value = "12345")]
-    pub reference: String,
+    /// The transfer's reference; a fresh one by default. A reference is one
+    /// transfer: a used one is refused.
+    #[arg(long)]
+    pub reference: Option<String>,
     /// Workflow id.
     #[arg(long, default_value = bank::WORKFLOW_ID)]
     pub id: String,
@@ -121,29 +123,66 @@ fn outcome_line(out: &WorkflowOutcome) -> (bool, String) {
     }
 }
 
+/// The details a run was started with (its WorkflowExecutionStarted input).
+async fn started_details(engine: &Engine, id: &str) -> Result<PaymentDetails, EngineError> {
+    let first = engine.history_after(id, None, 0, 1).await?;
+    match first.first().map(|e| &e.attributes) {
+        Some(crate::engine::EventAttributes::WorkflowExecutionStarted { input, .. }) => {
+            input.to_value().map_err(|e| EngineError::InvalidInput {
+                workflow_type: bank::WORKFLOW_TYPE.into(),
+                detail: e.to_string(),
+            })
+        }
+        _ => Err(EngineError::WorkflowNotFound {
+            workflow_id: id.to_string(),
+        }),
+    }
+}
+
 pub async fn transfer(args: TransferArgs) -> CliResult {
     check_speed(args.speed)?;
     init_logs();
-    let mut details = PaymentDetails::new(&args.from, &args.to, args.amount, &args.reference);
+    let fresh = format!("{:x}", crate::engine::Clock::system().now_ms());
+    let reference = args.reference.clone().unwrap_or(fresh);
+    let mut details = PaymentDetails::new(&args.from, &args.to, args.amount, &reference);
     details = details.with_maximum_attempts(args.max_attempts);
     details.validate()?;
     let config = EngineConfig::new(&args.data_dir).clock(Clock::scaled(args.speed));
     let mut lab = Lab::open(config, Llm::Offline)?;
     lab.set_fault(Fault::DepositBug, args.deposit_bug)?;
-    lab.start_workers();
     let engine = lab.engine().clone();
-    match bank::start_transfer(&engine, &args.id, &details).await {
-        Ok(h) => println!("Started workflow {} (run {})", h.workflow_id, h.run_id),
+    let running = engine
+        .describe(&args.id, None)
+        .await
+        .ok()
+        .filter(|d| d.info.status == WorkflowExecutionStatus::Running);
+    if running.is_none()
+        && let Some(used) = lab.bank().entry(&reference, bank::Movement::Withdrawal)?
+    {
+        return Err(format!(
+            "the reference {reference} was already used by an earlier transfer ({}); leave out --reference for a fresh one",
+            used.transaction_id
+        )
+        .into());
+    }
+    lab.start_workers();
+    let details = match bank::start_transfer(&engine, &args.id, &details).await {
+        Ok(h) => {
+            println!("Started workflow {} (run {})", h.workflow_id, h.run_id);
+            details
+        }
         Err(EngineError::AlreadyStarted { run_id, .. }) => {
             println!(
                 "Workflow {} is already running (run {run_id}); the worker picks it up",
                 args.id
-            )
+            );
+            // What the run does is what it was started with, not this command's defaults.
+            started_details(&engine, &args.id).await?
         }
         Err(e) => return Err(e.into()),
-    }
+    };
     println!(
-        "Worker: deposit is {} code. Moving {} from {} to {}…",
+        "Worker: deposit is {} code. Moving {} from {} to {} (reference {})…",
         if args.deposit_bug {
             "the buggy"
         } else {
@@ -151,7 +190,8 @@ pub async fn transfer(args: TransferArgs) -> CliResult {
         },
         details.amount,
         details.source_account,
-        details.target_account
+        details.target_account,
+        details.reference_id
     );
     let resume = format!(
         "holdfast transfer --id {} --data-dir {}   (without --deposit-bug: the fixed code)",

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use common::{signature_of, signature_of_reference, virtual_engine};
 use holdfast::apps::bank::{
-    self, Bank, BankError, DepositCode, PaymentDetails, QUEUE, SEED_ACCOUNTS,
+    self, Bank, BankError, DepositCode, Movement, PaymentDetails, QUEUE, SEED_ACCOUNTS,
 };
 use holdfast::engine::{
     Engine, EngineError, EventAttributes, EventType, PendingActivityState, Worker, WorkerHandle,
@@ -49,8 +49,8 @@ async fn transfer_moves_the_money_with_the_tutorials_history() {
         panic!("expected completion, got {out:?}")
     };
     let text: String = result.to_value().unwrap();
-    let withdrawal = bank.entry("12345-withdrawal").unwrap().unwrap();
-    let deposit = bank.entry("12345-deposit").unwrap().unwrap();
+    let withdrawal = bank.entry("12345", Movement::Withdrawal).unwrap().unwrap();
+    let deposit = bank.entry("12345", Movement::Deposit).unwrap().unwrap();
     assert_eq!(
         text,
         format!(
@@ -327,21 +327,19 @@ async fn bad_requests_are_refused_before_anything_starts() {
 async fn the_bank_is_idempotent_by_reference() {
     let (engine, _dir) = virtual_engine();
     let bank = Bank::open(&engine).unwrap();
-    let first = bank.withdraw("85-150", 300, "x-withdrawal").await.unwrap();
-    let again = bank.withdraw("85-150", 300, "x-withdrawal").await.unwrap();
+    let first = bank.withdraw("85-150", 300, "x").await.unwrap();
+    let again = bank.withdraw("85-150", 300, "x").await.unwrap();
     assert_eq!(first, again);
     assert_eq!(balance(&bank, "85-150"), 1700);
     assert_eq!(
-        bank.withdraw("85-150", 1, "x-withdrawal")
-            .await
-            .unwrap_err(),
+        bank.withdraw("85-150", 1, "x").await.unwrap_err(),
         BankError::ReferenceReused {
             reference: "x-withdrawal".into(),
             existing: first
         }
     );
     assert!(matches!(
-        bank.deposit("12-358", i64::MAX, "big-deposit").await,
+        bank.deposit("12-358", i64::MAX, "big").await,
         Err(BankError::Overflow { .. })
     ));
     assert!(matches!(
@@ -360,4 +358,53 @@ async fn the_bank_is_idempotent_by_reference() {
     let bank = Bank::open(&engine).unwrap();
     assert_eq!(balance(&bank, "85-150"), 1700);
     assert_eq!(total(&bank) + 300, seeded_total());
+}
+
+/// A reference is one transfer: once its money was returned it never moves
+/// money again (before, a second run with the refunded reference found its
+/// withdrawal "already done", deposited, and the bank's total grew by the
+/// amount); a refund returns exactly what was withdrawn, never more, and
+/// never after a deposit.
+#[tokio::test(start_paused = true)]
+async fn a_refunded_reference_never_moves_money_again() {
+    let (engine, _dir) = virtual_engine();
+    let bank = Bank::open(&engine).unwrap();
+    let total = |bank: &Bank| -> i64 { bank.accounts().unwrap().iter().map(|a| a.balance).sum() };
+    let before = total(&bank);
+    bank.withdraw("85-150", 250, "r1").await.unwrap();
+    let refund = bank.refund("85-150", 250, "r1").await.unwrap();
+    assert_eq!(
+        bank.refund("85-150", 250, "r1").await.unwrap(),
+        refund,
+        "idempotent"
+    );
+    assert_eq!(total(&bank), before);
+    for err in [
+        bank.withdraw("85-150", 250, "r1").await.unwrap_err(),
+        bank.deposit("43-812", 250, "r1").await.unwrap_err(),
+    ] {
+        assert!(matches!(err, BankError::ReferenceRefunded { .. }), "{err}");
+        assert!(
+            err.to_string()
+                .contains("a new transfer needs a new reference")
+        );
+    }
+    assert_eq!(total(&bank), before, "no money from nothing");
+    // A refund of what was never withdrawn, of more than was, or after the
+    // deposit, would create money: refused.
+    assert!(matches!(
+        bank.refund("85-150", 250, "never").await,
+        Err(BankError::NothingToRefund { .. })
+    ));
+    bank.withdraw("85-150", 100, "r2").await.unwrap();
+    assert!(matches!(
+        bank.refund("85-150", 250, "r2").await,
+        Err(BankError::NothingToRefund { .. })
+    ));
+    bank.deposit("43-812", 100, "r2").await.unwrap();
+    assert!(matches!(
+        bank.refund("85-150", 100, "r2").await,
+        Err(BankError::NothingToRefund { .. })
+    ));
+    assert_eq!(total(&bank), before);
 }

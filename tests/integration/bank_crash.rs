@@ -127,30 +127,48 @@ fn check_books(store: &Archive, when: &str) -> HashMap<String, Movements> {
     by_ref
 }
 
-fn final_outcome(store: &Archive, id: &str) -> (WorkflowExecutionStatus, Option<String>) {
+/// How a transfer ended, its result, and the reference it used (read from
+/// its input: some transfers reuse an earlier transfer's reference).
+fn final_outcome(store: &Archive, id: &str) -> (WorkflowExecutionStatus, Option<String>, String) {
     let run = store
         .describe(id)
         .unwrap_or_else(|e| panic!("{id} was never started: {e}"));
     let history = store.history(id, None).unwrap();
+    let reference = match &history[0].attributes {
+        EventAttributes::WorkflowExecutionStarted { input, .. } => {
+            input
+                .to_value::<holdfast::apps::bank::PaymentDetails>()
+                .expect("payment details")
+                .reference_id
+        }
+        other => panic!("{id} begins with {other:?}"),
+    };
     let result = history.iter().find_map(|e| match &e.attributes {
         EventAttributes::WorkflowExecutionCompleted { result, .. } => {
             result.to_value::<String>().ok()
         }
         _ => None,
     });
-    (run.info.status, result)
+    (run.info.status, result, reference)
 }
 
 /// Checks that every transfer ended as it may; returns (completed, failed, refunded).
 fn check_endings(store: &Archive, by_ref: &HashMap<String, Movements>) -> (usize, usize, usize) {
     let (mut completed, mut failed, mut refunded) = (0, 0, 0);
+    let mut reused = 0;
+    let mut completed_refs = std::collections::HashSet::new();
+    let mut deposited_by_other = Vec::new();
     for i in 0..TRANSFERS {
         let id = format!("transfer-{i}");
-        let m = by_ref.get(&format!("t{i}"));
-        let (status, result) = final_outcome(store, &id);
+        let (status, result, reference) = final_outcome(store, &id);
+        if reference != format!("t{i}") {
+            reused += 1;
+        }
+        let m = by_ref.get(&reference);
         match status {
             WorkflowExecutionStatus::Completed => {
                 completed += 1;
+                completed_refs.insert(reference.clone());
                 let m = m.unwrap_or_else(|| panic!("{id} completed but moved no money"));
                 let (Some((_, w)), Some((_, d)), None) = (&m.withdrawn, &m.deposited, &m.refunded)
                 else {
@@ -165,16 +183,29 @@ fn check_endings(store: &Archive, by_ref: &HashMap<String, Movements>) -> (usize
             WorkflowExecutionStatus::Failed => {
                 failed += 1;
                 if let Some(m) = m {
+                    // Its reference moved money: refunded, or deposited by
+                    // another transfer of the same request that completed.
                     assert!(
-                        m.withdrawn.is_some() && m.refunded.is_some() && m.deposited.is_none(),
-                        "{id} failed without its refund: {m:?}"
+                        m.refunded.is_some() || m.deposited.is_some(),
+                        "{id} failed and left its money in flight: {m:?}"
                     );
-                    refunded += 1;
+                    if m.refunded.is_some() {
+                        refunded += 1;
+                    } else {
+                        deposited_by_other.push((id.clone(), reference.clone()));
+                    }
                 }
             }
             other => panic!("{id} ended {other:?}"),
         }
     }
+    for (id, reference) in deposited_by_other {
+        assert!(
+            completed_refs.contains(&reference),
+            "{id} failed, yet its reference {reference} deposited and no transfer of it completed"
+        );
+    }
+    assert!(reused > 0, "the plan reuses some references");
     (completed, failed, refunded)
 }
 
@@ -188,6 +219,12 @@ fn finish_epoch(data: &std::path::Path, seed: u64, totals: &mut (usize, usize, u
     );
     let store = Archive::open(data).expect("store opens");
     let by_ref = check_books(&store, "at the end");
+    for (reference, m) in &by_ref {
+        assert!(
+            m.withdrawn.is_none() || m.deposited.is_some() || m.refunded.is_some(),
+            "at the end, {reference} still holds withdrawn money: {m:?}"
+        );
+    }
     let (c, f, r) = check_endings(&store, &by_ref);
     totals.0 += c;
     totals.1 += f;

@@ -83,6 +83,7 @@ fn transfer_with_the_bug_waits_and_the_fixed_worker_finishes_it() {
         "--speed",
         "50",
     ];
+    let args: Vec<&str> = args.iter().copied().chain(["--amount", "100"]).collect();
     let out = interrupt_after(&args, &data, "attempt=3");
     assert!(
         out.contains("Stopped. Workflow pay-invoice-701 is still running"),
@@ -91,12 +92,14 @@ fn transfer_with_the_bug_waits_and_the_fixed_worker_finishes_it() {
     let (ok, out, err) = run(&["transfer", "--speed", "50"], &data);
     assert!(ok, "{err}");
     assert!(out.contains("is already running"), "{out}");
+    // What the run does, not this command's defaults (250).
+    assert!(out.contains("Moving 100 from 85-150 to 43-812"), "{out}");
     assert!(
         out.contains("Result: \"Transfer complete (transaction IDs: W-"),
         "{out}"
     );
-    assert!(out.contains("85-150       1750"), "{out}");
-    assert!(out.contains("43-812        250"), "{out}");
+    assert!(out.contains("85-150       1900"), "{out}");
+    assert!(out.contains("43-812        100"), "{out}");
     let h = history(&data, "pay-invoice-701");
     assert_eq!(completed_activities(&h), 2, "one withdrawal, one deposit");
 }
@@ -174,4 +177,52 @@ fn bad_requests_get_one_line() {
         assert!(err.contains(needle), "{args:?}: {err}");
         assert!(!err.contains("panicked"), "{err}");
     }
+}
+
+/// The tutorial's failing transfer (3 attempts: it gives up and refunds),
+/// then the same command again: a new transfer with a new reference moves
+/// the money once, and the bank's total never changes. Before, the second
+/// run reused the refunded reference, found its withdrawal "already done",
+/// deposited, and created 250 from nothing. A used reference given again is
+/// refused with one line.
+#[test]
+fn a_transfer_after_a_refunded_one_creates_no_money() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let (ok, out, _) = run(&["transfer", "--deposit-bug", "--speed", "50"], &data);
+    assert!(!ok, "the buggy deposit gives up: {out}");
+    assert!(out.contains("85-150       2000"), "refunded: {out}");
+    let (ok, out, err) = run(&["transfer", "--speed", "50"], &data);
+    assert!(ok, "{err}");
+    assert!(out.contains("85-150       1750"), "{out}");
+    assert!(out.contains("43-812        250"), "{out}");
+    let (ok, out, _) = run(&["accounts"], &data);
+    assert!(ok);
+    let total: i64 = out
+        .lines()
+        .filter_map(|l| {
+            let mut w = l.split_whitespace();
+            match (w.next(), w.next(), w.next()) {
+                (Some(a), Some(b), None) if a.contains('-') => b.parse::<i64>().ok(),
+                _ => None,
+            }
+        })
+        .sum();
+    let seeded: i64 = holdfast::apps::bank::SEED_ACCOUNTS
+        .iter()
+        .map(|(_, b)| b)
+        .sum();
+    assert_eq!(total, seeded, "money conserved: {out}");
+    let (ok, _, _) = run(
+        &["transfer", "--reference", "inv-1", "--speed", "50"],
+        &data,
+    );
+    assert!(ok);
+    let (ok, _, err) = run(
+        &["transfer", "--reference", "inv-1", "--speed", "50"],
+        &data,
+    );
+    assert!(!ok);
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(err.contains("reference inv-1 was already used"), "{err}");
 }

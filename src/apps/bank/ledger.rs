@@ -1,10 +1,17 @@
 //! The bank's books, in a sled tree of their own beside the engine's.
 //!
-//! Keys: `a/<account>` → balance (i64, big-endian); `r/<reference>` → the
-//! journal entry a reference produced (the idempotency index); `j/<seq>` →
-//! the journal, one entry per movement of money, in order; `n` → the next
-//! journal number. Every operation is one sled transaction, flushed before
-//! it returns, so a reported transaction id is on disk.
+//! Keys: `a/<account>` → balance (i64, big-endian); `r/<reference>-<movement>`
+//! → the journal entry a transfer's withdrawal, deposit or refund produced
+//! (the idempotency index); `j/<seq>` → the journal, one entry per movement
+//! of money, in order; `n` → the next journal number. Every operation is one
+//! sled transaction, flushed before it returns, so a reported transaction id
+//! is on disk.
+//!
+//! A transfer reference is one transfer. Repeating one of its movements
+//! (an activity retried) returns the first transaction and moves nothing.
+//! Once its money was returned by a refund, it can never move money again:
+//! a new transfer needs a new reference. A refund returns exactly what the
+//! reference withdrew, and only if nothing was deposited.
 
 use serde::{Deserialize, Serialize};
 
@@ -24,6 +31,37 @@ pub const SEED_ACCOUNTS: &[(&str, i64)] = &[
 
 const TREE: &str = "bank";
 const NEXT_KEY: &[u8] = b"n";
+
+/// What a transfer does with money.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Movement {
+    Withdrawal,
+    Deposit,
+    /// The withdrawn money back into the source account.
+    Refund,
+}
+
+impl Movement {
+    fn suffix(self) -> &'static str {
+        match self {
+            Movement::Withdrawal => "withdrawal",
+            Movement::Deposit => "deposit",
+            Movement::Refund => "refund",
+        }
+    }
+
+    fn id_prefix(self) -> &'static str {
+        match self {
+            Movement::Withdrawal => "W",
+            Movement::Deposit | Movement::Refund => "D",
+        }
+    }
+
+    /// The idempotency key of this movement of transfer `reference`.
+    pub fn reference(self, reference: &str) -> String {
+        format!("{reference}-{}", self.suffix())
+    }
+}
 
 /// One movement of money: a withdrawal (negative delta) or a deposit
 /// (positive; refunds are deposits back into the source account).
@@ -52,6 +90,12 @@ pub enum BankError {
     Overflow { account: String },
     #[error("The reference {reference} was already used for a different transaction ({existing}).")]
     ReferenceReused { reference: String, existing: String },
+    #[error(
+        "The transfer {reference} was refunded ({refund}); its reference can never move money again: a new transfer needs a new reference."
+    )]
+    ReferenceRefunded { reference: String, refund: String },
+    #[error("The transfer {reference} cannot be refunded: {why}.")]
+    NothingToRefund { reference: String, why: String },
     #[error("The bank's storage failed: {0}")]
     Storage(String),
 }
@@ -66,6 +110,8 @@ impl BankError {
             BankError::InvalidAmount { .. } => "InvalidAmountError",
             BankError::Overflow { .. } => "OverflowError",
             BankError::ReferenceReused { .. } => "ReferenceReusedError",
+            BankError::ReferenceRefunded { .. } => "ReferenceRefundedError",
+            BankError::NothingToRefund { .. } => "NothingToRefundError",
             BankError::Storage(_) => "BankUnavailableError",
         }
     }
@@ -165,26 +211,40 @@ impl Bank {
         Ok(bank)
     }
 
-    /// Takes `amount` out of `account` under `reference`. A repeat of a
-    /// reference returns the first transaction id and moves no money.
+    /// Takes `amount` out of `account` for transfer `reference`. A repeat
+    /// returns the first transaction id and moves no money; a refunded
+    /// reference is refused.
     pub async fn withdraw(
         &self,
         account: &str,
         amount: i64,
         reference: &str,
     ) -> Result<String, BankError> {
-        self.apply(account, amount.checked_neg(), amount, reference, "W")
+        self.apply(account, amount, reference, Movement::Withdrawal)
             .await
     }
 
-    /// Puts `amount` into `account` under `reference`; idempotent like withdraw.
+    /// Puts `amount` into `account` for transfer `reference`; idempotent
+    /// like withdraw, and refused once the transfer was refunded.
     pub async fn deposit(
         &self,
         account: &str,
         amount: i64,
         reference: &str,
     ) -> Result<String, BankError> {
-        self.apply(account, Some(amount), amount, reference, "D")
+        self.apply(account, amount, reference, Movement::Deposit)
+            .await
+    }
+
+    /// Returns what transfer `reference` withdrew to `account`, its source:
+    /// only that amount, only if it withdrew and deposited nothing.
+    pub async fn refund(
+        &self,
+        account: &str,
+        amount: i64,
+        reference: &str,
+    ) -> Result<String, BankError> {
+        self.apply(account, amount, reference, Movement::Refund)
             .await
     }
 
@@ -202,26 +262,71 @@ impl Bank {
     async fn apply(
         &self,
         account: &str,
-        delta: Option<i64>,
         amount: i64,
         reference: &str,
-        prefix: &str,
+        movement: Movement,
     ) -> Result<String, BankError> {
-        let delta = match delta {
-            Some(d) if amount > 0 => d,
-            _ => return Err(BankError::InvalidAmount { amount }),
+        if amount <= 0 {
+            return Err(BankError::InvalidAmount { amount });
+        }
+        let delta = match movement {
+            Movement::Withdrawal => -amount,
+            Movement::Deposit | Movement::Refund => amount,
         };
+        let key = movement.reference(reference);
         use sled::transaction::ConflictableTransactionError::Abort;
         let outcome = self.tree.transaction(|tx| {
-            if let Some(v) = tx.get(reference_key(reference))? {
-                let first = entry_of(&v).map_err(Abort)?;
+            let entry_at = |m: Movement| -> Result<
+                Option<JournalEntry>,
+                sled::transaction::ConflictableTransactionError<BankError>,
+            > {
+                match tx.get(reference_key(&m.reference(reference)))? {
+                    Some(v) => Ok(Some(entry_of(&v).map_err(Abort)?)),
+                    None => Ok(None),
+                }
+            };
+            // Refunded: its money was returned, it moves none again (not
+            // even as a "repeat" of its first withdrawal).
+            if movement != Movement::Refund
+                && let Some(r) = entry_at(Movement::Refund)?
+            {
+                return Err(Abort(BankError::ReferenceRefunded {
+                    reference: reference.to_string(),
+                    refund: r.transaction_id,
+                }));
+            }
+            if let Some(first) = entry_at(movement)? {
                 if first.account != account || first.delta != delta {
                     return Err(Abort(BankError::ReferenceReused {
-                        reference: reference.to_string(),
+                        reference: key.clone(),
                         existing: first.transaction_id,
                     }));
                 }
                 return Ok(first.transaction_id);
+            }
+            match movement {
+                Movement::Withdrawal | Movement::Deposit => {}
+                Movement::Refund => {
+                    let nothing = |why: String| {
+                        Abort(BankError::NothingToRefund {
+                            reference: reference.to_string(),
+                            why,
+                        })
+                    };
+                    if let Some(d) = entry_at(Movement::Deposit)? {
+                        return Err(nothing(format!("it deposited ({})", d.transaction_id)));
+                    }
+                    match entry_at(Movement::Withdrawal)? {
+                        None => return Err(nothing("it withdrew nothing".into())),
+                        Some(w) if w.account != account || -w.delta != amount => {
+                            return Err(nothing(format!(
+                                "it withdrew {} from {}, not {amount} from {account}",
+                                -w.delta, w.account
+                            )));
+                        }
+                        Some(_) => {}
+                    }
+                }
             }
             let balance = match tx.get(account_key(account))? {
                 Some(v) => balance_of(&v).map_err(Abort)?,
@@ -251,14 +356,14 @@ impl Bank {
             };
             let entry = JournalEntry {
                 seq,
-                reference: reference.to_string(),
+                reference: key.clone(),
                 account: account.to_string(),
                 delta,
-                transaction_id: transaction_id(prefix),
+                transaction_id: transaction_id(movement.id_prefix()),
             };
             let bytes = serde_json::to_vec(&entry).map_err(|e| Abort(storage(e)))?;
             tx.insert(account_key(account), &after.to_be_bytes()[..])?;
-            tx.insert(reference_key(reference), bytes.clone())?;
+            tx.insert(reference_key(&key), bytes.clone())?;
             tx.insert(journal_key(seq), bytes)?;
             tx.insert(NEXT_KEY, &(seq + 1).to_be_bytes()[..])?;
             Ok(entry.transaction_id)
@@ -313,10 +418,14 @@ impl Bank {
             .collect()
     }
 
-    /// The movement a reference produced, if any.
-    pub fn entry(&self, reference: &str) -> Result<Option<JournalEntry>, BankError> {
+    /// What a transfer's `movement` did, if anything.
+    pub fn entry(
+        &self,
+        reference: &str,
+        movement: Movement,
+    ) -> Result<Option<JournalEntry>, BankError> {
         self.tree
-            .get(reference_key(reference))
+            .get(reference_key(&movement.reference(reference)))
             .map_err(storage)?
             .map(|v| entry_of(&v))
             .transpose()
