@@ -243,6 +243,16 @@ impl Lab {
     /// Opens the data directory; no worker runs until [`Lab::start_workers`].
     pub fn open(config: EngineConfig, llm: Llm) -> Result<Lab, LabError> {
         let engine = Engine::open(config.clone())?;
+        Lab::on(engine, config, llm)
+    }
+
+    /// Opens a data directory this process has just closed (see [`Engine::reopen`]).
+    pub async fn reopen(config: EngineConfig, llm: Llm) -> Result<Lab, LabError> {
+        let engine = Engine::reopen(config.clone()).await?;
+        Lab::on(engine, config, llm)
+    }
+
+    fn on(engine: Engine, config: EngineConfig, llm: Llm) -> Result<Lab, LabError> {
         let faults = Arc::new(Faults::new());
         let tree = engine.app_tree("lab")?;
         faults

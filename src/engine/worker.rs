@@ -288,7 +288,7 @@ impl Worker {
             cancel: CancellationToken::new(),
         });
         let s = shared.clone();
-        tokio::spawn(shared.cancel.clone().run_until_cancelled_owned(async move {
+        tokio::spawn(until_killed(shared.cancel.clone(), async move {
             let slots = s.options.max_concurrent_workflow_tasks;
             s.serve(
                 slots,
@@ -306,7 +306,7 @@ impl Worker {
             .await;
         }));
         let s = shared.clone();
-        tokio::spawn(shared.cancel.clone().run_until_cancelled_owned(async move {
+        tokio::spawn(until_killed(shared.cancel.clone(), async move {
             let slots = s.options.max_concurrent_activities;
             s.serve(
                 slots,
@@ -324,7 +324,7 @@ impl Worker {
             .await;
         }));
         let s = shared.clone();
-        tokio::spawn(shared.cancel.clone().run_until_cancelled_owned(async move {
+        tokio::spawn(until_killed(shared.cancel.clone(), async move {
             s.query_loop().await;
         }));
         WorkerHandle { shared }
@@ -391,6 +391,18 @@ impl WorkerHandle {
     }
 }
 
+/// Runs `work` until the worker is killed. The kill is checked before
+/// `work` is polled each time (tokio-util's `run_until_cancelled` polls the
+/// work first, so a killed worker could still take one more task and hold
+/// it until its timeout: a dead process takes nothing).
+async fn until_killed<F: Future>(cancel: CancellationToken, work: F) -> Option<F::Output> {
+    tokio::select! {
+        biased;
+        _ = cancel.cancelled() => None,
+        out = work => Some(out),
+    }
+}
+
 fn panic_message(panic: Box<dyn std::any::Any + Send>) -> String {
     panic
         .downcast_ref::<String>()
@@ -423,7 +435,7 @@ impl WorkerShared {
                 }
             };
             let work = handle(self.clone(), task);
-            tokio::spawn(self.cancel.clone().run_until_cancelled_owned(async move {
+            tokio::spawn(until_killed(self.cancel.clone(), async move {
                 work.await;
                 drop(permit);
             }));

@@ -273,7 +273,7 @@ async fn faults_survive_a_restart_of_holdfast() {
         .await
         .unwrap();
     }
-    let mut lab = Lab::open(config, Llm::Offline).unwrap();
+    let mut lab = Lab::reopen(config, Llm::Offline).await.unwrap();
     let snap = lab.snapshot();
     let on: Vec<Fault> = snap
         .faults

@@ -319,3 +319,36 @@ async fn activity_failure_is_a_typed_error_workflow_code_can_catch() {
     let reference = common::signature_of_reference("money-transfer-deposit-fails-refund");
     assert_eq!(sig, reference);
 }
+
+/// A killed worker takes nothing more, even a task already queued for it
+/// when it died: before, it could take one more workflow task after the
+/// kill and hold it until the task's timeout (10 s of silence, then a
+/// WorkflowTaskTimedOut that Temporal would not write).
+#[tokio::test(start_paused = true)]
+async fn a_killed_worker_takes_no_more_tasks() {
+    let (engine, _dir) = virtual_engine();
+    let mut w = Worker::new(&engine, WorkerOptions::new(QUEUE, "doomed"));
+    w.register_workflow("Noop", |_: WfContext, _: ()| async move {
+        Ok::<_, WorkflowError>(())
+    });
+    let w = w.start();
+    tokio::time::sleep(Duration::from_millis(10)).await; // it is polling now
+    // The task is queued and the worker woken; it is killed before it runs.
+    start(&engine, "after-kill", "Noop", serde_json::Value::Null).await;
+    w.kill();
+    for _ in 0..100 {
+        tokio::task::yield_now().await;
+    }
+    let d = engine.describe("after-kill", None).await.unwrap();
+    assert!(
+        d.pending_workflow_task.as_ref().is_some_and(|t| !t.started),
+        "the killed worker took the task: {d:?}"
+    );
+    assert!(
+        engine
+            .describe_task_queue(QUEUE)
+            .pollers
+            .iter()
+            .all(|p| !p.polling_now)
+    );
+}

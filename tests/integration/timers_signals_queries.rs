@@ -96,7 +96,11 @@ async fn e_signal_sent_without_worker_is_delivered_later() {
         WorkflowOutcome::Completed(Payload::from_value("approved by alice").unwrap())
     );
     let h = engine.history("signal", None).await.unwrap();
-    assert_eq!(signature_of(&h), signature_of_reference("e-signal"));
+    assert_eq!(
+        signature_of(&h),
+        signature_of_reference("e-signal"),
+        "{h:#?}"
+    );
 }
 
 /// Signalling a closed run fails with Temporal's words; nothing is written.
