@@ -39,7 +39,7 @@ pub enum Cmd {
     /// Measure the engine: N transfer-shaped workflows, C in flight, every transition durable.
     Bench(bench::BenchArgs),
     /// Inspect workflows in a data directory.
-    #[command(subcommand)]
+    #[command(subcommand, arg_required_else_help = true)]
     Workflow(render::WorkflowCmd),
     /// A crash-test workload (run by the crash tests, killed at random instants).
     #[command(hide = true)]

@@ -246,6 +246,12 @@ impl Lab {
         Lab::on(engine, config, llm)
     }
 
+    /// Opens a data directory that must already exist (see [`Engine::open_existing`]).
+    pub fn on_existing(config: EngineConfig, llm: Llm) -> Result<Lab, LabError> {
+        let engine = Engine::open_existing(config.clone())?;
+        Lab::on(engine, config, llm)
+    }
+
     /// Opens a data directory this process has just closed (see [`Engine::reopen`]).
     pub async fn reopen(config: EngineConfig, llm: Llm) -> Result<Lab, LabError> {
         let engine = Engine::reopen(config.clone()).await?;

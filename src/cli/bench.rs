@@ -15,11 +15,11 @@ use crate::engine::{
 
 #[derive(clap::Args, Debug, Clone)]
 pub struct BenchArgs {
-    /// Number of workflows.
-    #[arg(short = 'n', long, default_value_t = 10_000)]
+    /// Number of workflows (at least 1).
+    #[arg(short = 'n', long, default_value_t = 10_000, value_parser = at_least_one)]
     pub workflows: usize,
-    /// Workflows in flight at once.
-    #[arg(short = 'c', long, default_value_t = 100)]
+    /// Workflows in flight at once (at least 1).
+    #[arg(short = 'c', long, default_value_t = 100, value_parser = at_least_one)]
     pub concurrency: usize,
     /// Where to put the fresh data dirs (a temp dir by default).
     #[arg(long)]
@@ -29,6 +29,24 @@ pub struct BenchArgs {
     /// and a describe.
     #[arg(long)]
     pub read_model: bool,
+}
+
+fn at_least_one(s: &str) -> Result<usize, String> {
+    match s.parse::<usize>() {
+        Ok(n) if n >= 1 => Ok(n),
+        Ok(_) => Err("must be at least 1".into()),
+        Err(e) => Err(e.to_string()),
+    }
+}
+
+/// A fresh directory for the benchmark's stores, inside `dir` if given
+/// (which must exist: a mistyped path is not created).
+fn bench_root(dir: Option<&std::path::Path>) -> Result<std::path::PathBuf, String> {
+    match dir {
+        Some(d) if !d.is_dir() => Err(format!("--dir {}: no such directory", d.display())),
+        Some(d) => tempfile_in(d).map_err(|e| format!("--dir {}: {e}", d.display())),
+        None => tempfile_in(&std::env::temp_dir()).map_err(|e| e.to_string()),
+    }
 }
 
 fn peak_rss_kib() -> Option<u64> {
@@ -51,17 +69,10 @@ pub async fn run(args: BenchArgs) -> Result<(), Box<dyn std::error::Error>> {
     if args.read_model {
         return read_model(args).await;
     }
-    let root = match &args.dir {
-        Some(d) => {
-            std::fs::create_dir_all(d)?;
-            tempfile_in(d)?
-        }
-        None => tempfile_in(&std::env::temp_dir())?,
-    };
+    let root = bench_root(args.dir.as_deref())?;
     let engine_dir = root.join("engine");
     let floor_dir = root.join("floor");
-    let n = args.workflows.max(1);
-    let c = args.concurrency.max(1);
+    let (n, c) = (args.workflows, args.concurrency);
     if cfg!(debug_assertions) {
         println!(
             "note: this is a debug build; run `cargo run --release -- bench` for real figures"
@@ -187,13 +198,9 @@ fn tempfile_in(dir: &std::path::Path) -> std::io::Result<std::path::PathBuf> {
 /// Times what a screen asks of a big store.
 async fn read_model(args: BenchArgs) -> Result<(), Box<dyn std::error::Error>> {
     use crate::engine::{ListFilter, WorkflowExecutionStatus};
-    let root = match &args.dir {
-        Some(d) => tempfile_in(d)?,
-        None => tempfile_in(&std::env::temp_dir())?,
-    };
+    let root = bench_root(args.dir.as_deref())?;
     let dir = root.join("engine");
-    let n = args.workflows.max(1);
-    let c = args.concurrency.max(1);
+    let (n, c) = (args.workflows, args.concurrency);
     println!(
         "holdfast bench --read-model: {n} runs (1 % running), data in {}",
         root.display()

@@ -17,8 +17,9 @@ pub struct DataDirArg {
 }
 
 impl DataDirArg {
+    /// Opens the data directory, which must exist: these commands never create one.
     fn open(&self) -> Result<Engine, crate::engine::StoreError> {
-        Engine::open(EngineConfig::new(&self.data_dir).clock(Clock::system()))
+        Engine::open_existing(EngineConfig::new(&self.data_dir).clock(Clock::system()))
     }
 }
 
@@ -282,14 +283,13 @@ pub async fn run(cmd: WorkflowCmd) -> Result<(), Box<dyn std::error::Error>> {
             reason,
         } => {
             let engine = r.dir.open()?;
-            println!(
-                "Resetting workflow {} to event ID {event_id}",
-                r.workflow_id
-            );
             let h = engine
                 .reset(&r.workflow_id, r.run_id.as_deref(), event_id, &reason)
                 .await?;
-            println!("New run: {}", h.run_id);
+            println!(
+                "Reset workflow {} to event ID {event_id}; new run: {}",
+                r.workflow_id, h.run_id
+            );
         }
     }
     Ok(())

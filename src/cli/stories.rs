@@ -239,7 +239,23 @@ pub async fn report(args: ReportArgs) -> CliResult {
     init_logs();
     let llm = Llm::from_env()?;
     let config = EngineConfig::new(&args.data_dir).clock(Clock::scaled(args.speed));
-    let mut lab = Lab::open(config, llm.clone())?;
+    // A refused request creates nothing: check it before the data directory.
+    let mut lab = match (&args.prompt, &args.id) {
+        (Some(prompt), _) => {
+            let mut input = GenerateReportInput::new(prompt.clone());
+            input.approval = !args.no_approval;
+            input.email_to = args.to.clone();
+            input.validate()?;
+            Lab::open(config, llm.clone())?
+        }
+        (None, Some(_)) => Lab::on_existing(config, llm.clone())?,
+        (None, None) => {
+            return Err(
+                "no prompt given and no --id to resume; try: holdfast report \"What is durable execution?\""
+                    .into(),
+            );
+        }
+    };
     lab.set_fault(Fault::EmailOutage, args.email_outage)?;
     lab.set_fault(Fault::LlmFailing, args.llm_failing)?;
     lab.start_workers();
@@ -338,7 +354,7 @@ pub async fn report(args: ReportArgs) -> CliResult {
 }
 
 pub async fn accounts(args: AccountsArgs) -> CliResult {
-    let engine = Engine::open(EngineConfig::new(&args.data_dir))?;
+    let engine = Engine::open_existing(EngineConfig::new(&args.data_dir))?;
     let bank = Bank::open(&engine)?;
     println!("{:<8} {:>10}", "Account", "Balance");
     for a in bank.accounts()? {

@@ -35,6 +35,10 @@ pub enum StoreError {
     CorruptValue { what: String, detail: String },
     #[error("cannot encode a value for the store: {0}")]
     Encode(String),
+    #[error(
+        "no holdfast data in {path}: nothing has run there yet (check --data-dir; `holdfast transfer` or `holdfast report` create one)"
+    )]
+    NoData { path: String },
     #[error("the engine of {path} crashed before this was written to disk; it did not happen")]
     LostInCrash { path: String },
 }

@@ -152,6 +152,20 @@ impl Engine {
         Ok(engine)
     }
 
+    /// Opens a data directory that must already hold a holdfast store: a
+    /// command that only reads (or acts on existing runs) never creates
+    /// one, so a mistyped `--data-dir` is an error, not an empty store that
+    /// looks like lost data.
+    pub fn open_existing(config: EngineConfig) -> Result<Engine, StoreError> {
+        let dir = &config.data_dir;
+        if !(dir.join("conf").is_file() && dir.join("db").is_file()) {
+            return Err(StoreError::NoData {
+                path: dir.display().to_string(),
+            });
+        }
+        Engine::open(config)
+    }
+
     /// Opens a data directory this process has just closed. sled lets go
     /// of its file lock from a background thread a moment after the last
     /// handle drops, so a lock is waited for (up to 2 s of real time, on

@@ -177,6 +177,103 @@ fn bad_requests_get_one_line() {
         assert!(err.contains(needle), "{args:?}: {err}");
         assert!(!err.contains("panicked"), "{err}");
     }
+    assert!(
+        !data.exists(),
+        "a refused request created the data directory"
+    );
+}
+
+/// Commands that only read, or act on existing runs, never create a data
+/// directory: a typo is an error that says so, not an empty store that
+/// looks like lost data.
+#[test]
+fn read_only_commands_never_create_a_data_directory() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("typo");
+    for args in [
+        &["workflow", "list"][..],
+        &["workflow", "describe", "-w", "x"],
+        &["workflow", "show", "-w", "x"],
+        &[
+            "workflow",
+            "reset",
+            "-w",
+            "x",
+            "--event-id",
+            "4",
+            "--reason",
+            "r",
+        ],
+        &["accounts"],
+        &["report", "--id", "x"],
+    ] {
+        let (ok, out, err) = run(args, &data);
+        assert!(!ok, "{args:?}");
+        assert_eq!(err.trim().lines().count(), 1, "{args:?}: {err}");
+        assert!(err.contains("no holdfast data in"), "{args:?}: {err}");
+        assert!(
+            !out.contains("Resetting"),
+            "{args:?} printed before failing: {out}"
+        );
+        assert!(!data.exists(), "{args:?} created {}", data.display());
+    }
+}
+
+/// The command line's own mistakes keep what clap lists (the missing
+/// arguments), in one line; `holdfast workflow` alone shows its
+/// subcommands; a closed pipe ends a command quietly.
+#[test]
+fn command_line_mistakes_and_closed_pipes() {
+    let out = bin()
+        .args(["workflow", "signal", "-w", "x"])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2));
+    assert_eq!(err.trim().lines().count(), 1, "{err}");
+    assert!(err.contains("--name <NAME>"), "{err}");
+    let out = bin().arg("workflow").output().unwrap();
+    let text =
+        String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
+    assert!(
+        text.contains("list") && text.contains("describe") && text.contains("reset"),
+        "{text}"
+    );
+    for (args, needle) in [
+        (&["bench", "-n", "0"][..], "must be at least 1"),
+        (&["bench", "-c", "0"], "must be at least 1"),
+        (
+            &["bench", "--dir", "/nonexistent/holdfast-bench"],
+            "no such directory",
+        ),
+    ] {
+        let out = bin().args(args).output().unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{args:?}");
+        assert_eq!(err.trim().lines().count(), 1, "{args:?}: {err}");
+        assert!(err.contains(needle), "{args:?}: {err}");
+    }
+    assert!(!std::path::Path::new("/nonexistent").exists());
+    // `holdfast workflow list | head -0`: the reader is gone before the first line.
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let (ok, _, err) = run(&["transfer", "--speed", "50"], &data);
+    assert!(ok, "{err}");
+    let mut child = bin()
+        .args(["workflow", "list", "--data-dir"])
+        .arg(&data)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    drop(child.stdout.take());
+    let out = child.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !err.contains("panicked") && !err.contains("Broken pipe"),
+        "{err}"
+    );
+    assert_ne!(out.status.code(), Some(101), "no panic exit");
 }
 
 /// The tutorial's failing transfer (3 attempts: it gives up and refunds),
