@@ -28,25 +28,47 @@ pub fn safe_file_name(name: &str, extension: &str) -> Result<String, String> {
     }
 }
 
-/// A file name made from an id that may hold anything (a workflow id).
-pub fn file_name_for(id: &str, extension: &str) -> String {
-    let stem: String = id
-        .chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() || matches!(c, '-' | '_') {
-                c
-            } else {
-                '_'
+/// A file name for one run of a workflow: the workflow id, any character
+/// but letters, digits and `-` written as `_XX` (so two ids never share a
+/// name: `r/1` is `r_2F1`, `r_1` is `r_5F1`), then the run's tag (so two
+/// runs of one id never share a file either): `lights-1.pdf`.
+pub fn file_name_for_run(workflow_id: &str, run_id: &str, extension: &str) -> String {
+    let mut stem = String::new();
+    for c in workflow_id.chars() {
+        if c.is_ascii_alphanumeric() || c == '-' {
+            stem.push(c);
+        } else {
+            let mut buf = [0u8; 4];
+            for b in c.encode_utf8(&mut buf).bytes() {
+                stem.push_str(&format!("_{b:02X}"));
             }
-        })
-        .take(120)
+        }
+    }
+    if stem.len() > 150 {
+        // Still one name per id: the cut part is kept as its hash.
+        let hash = workflow_id.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
+            (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+        });
+        let cut = (0..=120)
+            .rev()
+            .find(|&i| stem.is_char_boundary(i))
+            .unwrap_or(0);
+        stem = format!("{}_{hash:016x}", &stem[..cut]);
+    }
+    if stem.is_empty() {
+        stem = "report".into();
+    }
+    let tag: String = run_id
+        .rsplit('-')
+        .next()
+        .unwrap_or(run_id)
+        .trim_start_matches('0')
+        .chars()
+        .filter(|c| c.is_ascii_alphanumeric())
+        .take(32)
         .collect();
-    let stem = if stem.is_empty() {
-        "report".into()
-    } else {
-        stem
-    };
-    format!("{stem}.{extension}")
+    let tag = if tag.is_empty() { "0".to_string() } else { tag };
+    format!("{stem}-{tag}.{extension}")
 }
 
 /// Writes `bytes` to `dir/name` atomically; creates `dir` if needed.

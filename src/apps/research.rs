@@ -272,8 +272,8 @@ async fn send_email(
     }
     let pdf_name = files::safe_file_name(&input.pdf_file, "pdf")
         .map_err(|m| ApplicationError::non_retryable("InvalidFileNameError", m))?;
-    // One message per workflow: a retry rewrites the same file.
-    let eml_name = files::file_name_for(&ctx.workflow_id, "eml");
+    // One message per run: a retry rewrites the same file.
+    let eml_name = files::file_name_for_run(&ctx.workflow_id, &ctx.run_id, "eml");
     let reports = deps.reports_dir();
     let outbox = deps.outbox_dir();
     blocking(move || {
@@ -372,10 +372,10 @@ pub async fn generate_report(
         }
     };
     set_status("writing the PDF");
-    let file_name = input
-        .file_name
-        .clone()
-        .unwrap_or_else(|| files::file_name_for(&ctx.info().workflow_id, "pdf"));
+    let file_name = input.file_name.clone().unwrap_or_else(|| {
+        let info = ctx.info();
+        files::file_name_for_run(&info.workflow_id, &info.run_id, "pdf")
+    });
     let pdf_opts = activity_options()
         .start_to_close(Duration::from_secs(20))
         .retry(RetryPolicy {

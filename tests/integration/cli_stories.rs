@@ -130,11 +130,11 @@ fn report_with_the_email_down_resumes_without_a_second_llm_call() {
     assert!(ok, "{err}");
     assert!(out.contains("Resuming workflow lights"), "{out}");
     assert!(
-        out.contains("Successfully created research report PDF: lights.pdf"),
+        out.contains("Successfully created research report PDF: lights-1.pdf"),
         "{out}"
     );
-    assert!(data.join("reports/lights.pdf").is_file());
-    assert!(data.join("outbox/lights.eml").is_file());
+    assert!(data.join("reports/lights-1.pdf").is_file());
+    assert!(data.join("outbox/lights-1.eml").is_file());
     let h = history(&data, "lights");
     let llm_calls = h
         .iter()

@@ -286,7 +286,7 @@ async fn a_person_queries_the_draft_asks_for_an_edit_then_keeps_it() {
     let out = completed(&engine, "hitl").await;
     assert_eq!(
         out.result,
-        "Successfully created research report PDF: hitl.pdf"
+        "Successfully created research report PDF: hitl-1.pdf"
     );
     let (text, _) = pdf_text(&std::fs::read(deps.data_dir.join(&out.pdf)).unwrap());
     assert!(text.contains("Draft two, now with costs."), "{text}");
@@ -350,7 +350,7 @@ async fn email_outage_retries_send_email_and_never_pays_for_the_llm_twice() {
     faults.set(Fault::EmailOutage, false).unwrap();
     let out = completed(&engine, "outage").await;
     assert_eq!(server.requests().len(), 1, "still exactly once");
-    assert_eq!(out.email, "outbox/outage.eml");
+    assert_eq!(out.email, "outbox/outage-1.eml");
     let pdf_bytes = std::fs::read(deps.data_dir.join(&out.pdf)).unwrap();
     let eml = std::fs::read(deps.data_dir.join(&out.email)).unwrap();
     let message = mail_parser::MessageParser::default()
@@ -360,7 +360,7 @@ async fn email_outage_retries_send_email_and_never_pays_for_the_llm_twice() {
     let to = message.to().and_then(|a| a.first()).unwrap();
     assert_eq!(to.address(), Some("ada@example.com"));
     let attachment = message.attachments().next().expect("an attachment");
-    assert_eq!(attachment.attachment_name(), Some("outage.pdf"));
+    assert_eq!(attachment.attachment_name(), Some("outage-1.pdf"));
     assert_eq!(attachment.contents(), &pdf_bytes[..]);
     assert!(
         message
@@ -445,7 +445,19 @@ async fn file_names_cannot_escape_the_data_directory() {
         files::safe_file_name("my report", "pdf").unwrap(),
         "my report.pdf"
     );
-    assert_eq!(files::file_name_for("a/../b c", "eml"), "a____b_c.eml");
+    assert_eq!(
+        files::file_name_for_run("a/../b c", "019b-7000-000000000001", "eml"),
+        "a_2F_2E_2E_2Fb_20c-1.eml"
+    );
+    // Two ids, two files (r/1 and r_1 shared one before); two runs, two files.
+    let names = [
+        files::file_name_for_run("r/1", "x-1", "pdf"),
+        files::file_name_for_run("r_1", "x-1", "pdf"),
+        files::file_name_for_run("r_1", "x-2", "pdf"),
+    ];
+    assert_eq!(names, ["r_2F1-1.pdf", "r_5F1-1.pdf", "r_5F1-2.pdf"]);
+    let long = "é".repeat(400);
+    assert!(files::file_name_for_run(&long, "x-1", "pdf").len() < 200);
     let (engine, _dir) = virtual_engine();
     let mut input = GenerateReportInput::new("x");
     input.file_name = Some("../../outside.pdf".into());
