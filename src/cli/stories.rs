@@ -118,7 +118,13 @@ async fn result_or_interrupt(
 fn outcome_line(out: &WorkflowOutcome) -> (bool, String) {
     match out {
         WorkflowOutcome::Completed(p) => (true, format!("Result: {}", p.0)),
-        WorkflowOutcome::Failed(f) => (false, format!("Workflow failed: {}", f.chain())),
+        WorkflowOutcome::Failed(f) => (
+            false,
+            format!(
+                "Workflow failed: {}",
+                crate::text::one_line(&f.chain().to_string())
+            ),
+        ),
         other => (false, format!("Workflow ended: {other:?}")),
     }
 }
@@ -298,6 +304,8 @@ pub async fn report(args: ReportArgs) -> CliResult {
             let draft = query_text(&engine, &id, research::QUERY_RESULT)
                 .await?
                 .unwrap_or_default();
+            // The model's answer is data: it cannot drive the terminal.
+            let draft = crate::text::printable(&draft);
             println!("--- draft ---\n{draft}\n-------------");
             println!("Keep it (k), or ask for an edit (e <more instructions>)?");
             let Some(line) = read_line().await else {
@@ -340,7 +348,7 @@ pub async fn report(args: ReportArgs) -> CliResult {
     if let WorkflowOutcome::Completed(p) = &outcome
         && let Ok(out) = p.to_value::<GenerateReportOutput>()
     {
-        println!("{}", out.result);
+        println!("{}", crate::text::printable(&out.result));
         println!("  PDF:    {}", args.data_dir.join(&out.pdf).display());
         println!("  E-mail: {}", args.data_dir.join(&out.email).display());
         return Ok(());

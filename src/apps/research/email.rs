@@ -30,7 +30,8 @@ pub fn compose(
     let message = lettre::Message::builder()
         .from(from)
         .to(to)
-        .subject(subject)
+        // A prompt may hold anything: no control character reaches a header.
+        .subject(crate::text::one_line(subject))
         .multipart(
             MultiPart::mixed()
                 .singlepart(SinglePart::plain(body.to_string()))
@@ -42,4 +43,29 @@ pub fn compose(
 
 fn pdf_type() -> Result<ContentType, String> {
     ContentType::parse("application/pdf").map_err(|e| e.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    /// A prompt's control characters never reach the message's headers: no
+    /// header can be injected, the subject stays one line.
+    #[test]
+    fn a_hostile_subject_stays_one_header() {
+        let eml = super::compose(
+            "ada@example.com",
+            "Report\r\nBcc: eve@example.com\x1b[2J",
+            "body",
+            "r.pdf",
+            b"%PDF".to_vec(),
+        )
+        .unwrap();
+        let text = String::from_utf8_lossy(&eml);
+        let headers = text.split("\r\n\r\n").next().unwrap();
+        assert!(!headers.contains("\nBcc:"), "{headers}");
+        assert!(!headers.contains('\x1b'), "{headers}");
+        assert!(
+            headers.contains("Subject: Report Bcc: eve@example.com"),
+            "{headers}"
+        );
+    }
 }
