@@ -39,6 +39,10 @@ pub struct LlmConfig {
     pub model: String,
     /// How long one request may take (inside the activity's 30 s).
     pub timeout: Duration,
+    /// Credentials that were written into `LLM_BASE_URL`
+    /// (`http://user:KEY@host/v1`): taken out of the URL, which is shown and
+    /// stored, and sent as HTTP basic auth instead.
+    basic_auth: Option<(String, Option<ApiKey>)>,
 }
 
 impl LlmConfig {
@@ -48,7 +52,43 @@ impl LlmConfig {
             api_key: None,
             model: model.into(),
             timeout: Duration::from_secs(25),
+            basic_auth: None,
         }
+    }
+
+    /// Checks the base URL (an `http` or `https` URL, or it is refused
+    /// before anything runs, naming `LLM_BASE_URL`) and takes any
+    /// credentials out of it.
+    fn checked(mut self) -> Result<LlmConfig, LlmError> {
+        let refuse = |why: String| LlmError {
+            error_type: "LlmConfigError",
+            message: format!("LLM_BASE_URL {why}"),
+            retryable: false,
+        };
+        let mut url = reqwest::Url::parse(self.base_url.trim()).map_err(|e| {
+            // The text may hold a credential: name only what is wrong.
+            refuse(format!(
+                "is not a URL ({e}); expected e.g. http://localhost:11434/v1"
+            ))
+        })?;
+        if !matches!(url.scheme(), "http" | "https") {
+            return Err(refuse(format!(
+                "must be an http or https URL, not {}:",
+                url.scheme()
+            )));
+        }
+        if url.host_str().is_none_or(str::is_empty) {
+            return Err(refuse("has no host".into()));
+        }
+        if !url.username().is_empty() || url.password().is_some() {
+            let user = url.username().to_string();
+            let password = url.password().map(ApiKey::new);
+            self.basic_auth = Some((user, password));
+            let _ = url.set_username("");
+            let _ = url.set_password(None);
+        }
+        self.base_url = url.as_str().trim_end_matches('/').to_string();
+        Ok(self)
     }
 
     pub fn api_key(mut self, key: impl Into<String>) -> Self {
@@ -155,6 +195,7 @@ impl Llm {
     }
 
     pub fn http(config: LlmConfig) -> Result<Llm, LlmError> {
+        let config = config.checked()?;
         // reqwest is built with rustls and no provider of its own: ring.
         let _ = rustls::crypto::ring::default_provider().install_default();
         let client = reqwest::Client::builder()
@@ -215,10 +256,20 @@ async fn http_complete(
     });
     if let Some(key) = &config.api_key {
         request = request.bearer_auth(&key.0);
+    } else if let Some((user, password)) = &config.basic_auth {
+        request = request.basic_auth(user, password.as_ref().map(|p| &p.0));
     }
-    let redact = |text: &str| match &config.api_key {
-        Some(k) if !k.0.is_empty() => text.replace(&k.0, "***"),
-        _ => text.to_string(),
+    let secrets: Vec<&str> = config
+        .api_key
+        .iter()
+        .chain(config.basic_auth.iter().filter_map(|(_, p)| p.as_ref()))
+        .map(|k| k.0.as_str())
+        .filter(|k| !k.is_empty())
+        .collect();
+    let redact = |text: &str| {
+        secrets
+            .iter()
+            .fold(text.to_string(), |t, k| t.replace(k, "***"))
     };
     let response = request.send().await.map_err(|e| {
         let (error_type, what) = if e.is_timeout() {
@@ -326,4 +377,33 @@ pub fn offline_answer(prompt: &str) -> String {
         ));
     }
     paragraphs.join("\n\n")
+}
+
+#[cfg(test)]
+mod url_tests {
+    use super::*;
+
+    /// A credential written into LLM_BASE_URL never reaches what is shown
+    /// or stored (the label goes into history, the PDF and the e-mail); it
+    /// is sent as basic auth instead.
+    #[test]
+    fn credentials_in_the_base_url_are_taken_out() {
+        let llm = Llm::http(LlmConfig::new("http://ada:S3CRET@127.0.0.1:9/v1/", "m")).unwrap();
+        let label = llm.label();
+        assert_eq!(label, "m via http://127.0.0.1:9/v1");
+        assert!(!format!("{llm:?}").contains("S3CRET"));
+    }
+
+    /// A malformed or non-HTTP base URL is refused before anything runs,
+    /// naming the variable, without echoing what might be a credential.
+    #[test]
+    fn a_bad_base_url_is_refused_naming_the_variable() {
+        for bad in ["not a url", "ftp://host/v1", "http://"] {
+            let err = Llm::http(LlmConfig::new(bad, "m")).unwrap_err();
+            assert!(err.message.starts_with("LLM_BASE_URL"), "{bad}: {err}");
+            assert!(!err.retryable);
+        }
+        let err = Llm::http(LlmConfig::new("user:S3CRET@host", "m")).unwrap_err();
+        assert!(!err.message.contains("S3CRET"), "{err}");
+    }
 }
