@@ -79,9 +79,9 @@ impl GenerateReportInput {
         if self.prompt.trim().is_empty() {
             return Err("the prompt is empty".into());
         }
-        if self.prompt.len() > 20_000 {
+        if self.prompt.len() > MAX_PROMPT_BYTES {
             return Err(format!(
-                "the prompt is {} bytes; at most 20000",
+                "the prompt is {} bytes; at most {MAX_PROMPT_BYTES}",
                 self.prompt.len()
             ));
         }
@@ -203,14 +203,39 @@ async fn llm_call(
     if deps.llm.is_offline() {
         ctx.sleep(deps.offline_think).await;
     }
-    deps.llm.complete(&input.prompt).await.map_err(|e| {
+    let mut completion = deps.llm.complete(&input.prompt).await.map_err(|e| {
         tracing::warn!(workflow_id = %ctx.workflow_id, attempt = ctx.attempt, "llm_call failed: {e}");
         if e.retryable {
             ApplicationError::retryable(e.error_type, e.message)
         } else {
             ApplicationError::non_retryable(e.error_type, e.message)
         }
-    })
+    })?;
+    bound_draft(&mut completion.content);
+    Ok(completion)
+}
+
+/// The most a draft holds: with the prompt it must fit the 2 MiB payload
+/// limit of `create_pdf`'s input, with room to spare.
+pub const MAX_DRAFT_BYTES: usize = 512 * 1024;
+/// The most a prompt, or an edit's instructions, holds.
+pub const MAX_PROMPT_BYTES: usize = 20_000;
+
+/// Cuts an over-long answer (it was paid for: it is kept, not retried) and
+/// says so in the text, so no later step carries more than the limit.
+fn bound_draft(draft: &mut String) {
+    if draft.len() <= MAX_DRAFT_BYTES {
+        return;
+    }
+    let total = draft.len();
+    let cut = (0..=MAX_DRAFT_BYTES)
+        .rev()
+        .find(|&i| draft.is_char_boundary(i))
+        .unwrap_or(0);
+    draft.truncate(cut);
+    draft.push_str(&format!(
+        "\n\n[truncated by holdfast: the model's answer was {total} bytes; a report holds at most {MAX_DRAFT_BYTES}]"
+    ));
 }
 
 async fn blocking<T: Send + 'static>(
@@ -479,6 +504,12 @@ pub async fn decide(
     decision: UserDecision,
     additional_prompt: &str,
 ) -> Result<(), EngineError> {
+    if additional_prompt.len() > MAX_PROMPT_BYTES {
+        return Err(EngineError::InvalidArgument(format!(
+            "the edit instructions are {} bytes; at most {MAX_PROMPT_BYTES}, as a prompt",
+            additional_prompt.len()
+        )));
+    }
     let signal = UserDecisionSignal {
         decision,
         additional_prompt: additional_prompt.to_string(),
@@ -490,4 +521,27 @@ pub async fn decide(
     engine
         .signal(workflow_id, None, SIGNAL, payload, "holdfast")
         .await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// An answer of any size leaves every later step under the payload
+    /// limit: it is cut, and the text says so.
+    #[test]
+    fn a_huge_answer_is_cut_and_marked() {
+        let mut draft = "é".repeat(MAX_DRAFT_BYTES);
+        bound_draft(&mut draft);
+        assert!(draft.len() < MAX_DRAFT_BYTES + 200);
+        assert!(draft.ends_with(&format!("a report holds at most {MAX_DRAFT_BYTES}]")));
+        let input = PdfGenerationInput {
+            prompt: "p".repeat(MAX_PROMPT_BYTES * 2),
+            content: draft,
+            model: String::new(),
+            file_name: "r.pdf".into(),
+        };
+        let payload = Payload::from_value(&input).unwrap();
+        assert!(payload.len() < crate::engine::BLOB_SIZE_LIMIT);
+    }
 }

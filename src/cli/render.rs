@@ -188,6 +188,13 @@ pub fn describe_block(d: &WorkflowDescription) -> String {
             if w.started { "Started" } else { "Scheduled" },
             w.attempt
         );
+        if let Some((cause, failure)) = &w.last_failure {
+            let _ = writeln!(
+                out,
+                "  LastFailure  {cause:?}: {}",
+                crate::text::one_line(&failure.message)
+            );
+        }
     }
     out
 }

@@ -114,4 +114,10 @@ pub enum EngineError {
     TaskNotFound(String),
     #[error("the engine has shut down")]
     Shutdown,
+    #[error("workflow task of {workflow_id} failed ({cause:?}): {message}")]
+    CommandsRefused {
+        workflow_id: String,
+        cause: super::history::WorkflowTaskFailedCause,
+        message: String,
+    },
 }

@@ -499,6 +499,15 @@ impl WorkerShared {
                             c.insert(task.run_id.clone(), inst);
                         }
                     }
+                    Err(e @ super::error::EngineError::CommandsRefused { .. }) => {
+                        // The engine failed the task instead: what this
+                        // instance holds is not what history says. Dropped
+                        // (not cached), the next attempt replays from history.
+                        self.stats
+                            .workflow_tasks_failed
+                            .fetch_add(1, Ordering::Relaxed);
+                        tracing::warn!(workflow_id = %task.workflow_id, "{e}");
+                    }
                     Err(e) => {
                         self.stats.results_rejected.fetch_add(1, Ordering::Relaxed);
                         tracing::info!(workflow_id = %task.workflow_id, error = %e, "workflow task completion rejected");

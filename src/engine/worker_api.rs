@@ -265,12 +265,26 @@ impl Engine {
         identity: &str,
         commands: Vec<Command>,
     ) -> Result<(), EngineError> {
-        self.transact(token.seq, |run, tr, now| {
-            Self::check_workflow_task(run, token)?;
-            run.complete_workflow_task(tr, now, identity, commands);
-            Ok(())
-        })
-        .await
+        let refused = self
+            .transact(token.seq, |run, tr, now| {
+                Self::check_workflow_task(run, token)?;
+                Ok((
+                    run.workflow_id.clone(),
+                    run.complete_workflow_task(tr, now, identity, commands)
+                        .err(),
+                ))
+            })
+            .await?;
+        match refused {
+            // The failure is recorded; the worker must not keep the state it
+            // built from commands the engine did not take.
+            (workflow_id, Some(r)) => Err(EngineError::CommandsRefused {
+                workflow_id,
+                cause: r.cause,
+                message: r.failure.message,
+            }),
+            (_, None) => Ok(()),
+        }
     }
 
     /// Fails a workflow task (panic, nondeterminism). The run stays Running.

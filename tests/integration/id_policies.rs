@@ -208,3 +208,55 @@ async fn oversized_payloads_from_code_are_refused() {
     };
     assert_eq!(f.root_cause().error_type(), Some("BlobSizeExceedsLimit"));
 }
+
+/// A payload over the limit fails the workflow task the same way on every
+/// attempt, as Temporal does, and a person can see why: before, the worker
+/// kept the state it built from the refused command, and every later
+/// attempt failed as a false "Nondeterminism error".
+#[tokio::test(start_paused = true)]
+async fn an_oversized_input_fails_every_attempt_with_the_same_cause() {
+    let (engine, _dir) = virtual_engine();
+    let mut w = Worker::new(&engine, WorkerOptions::new("q", "w"));
+    w.register_workflow("BigInput", |ctx: WfContext, _: ()| async move {
+        let big = "x".repeat(holdfast::engine::BLOB_SIZE_LIMIT + 1);
+        let o = holdfast::engine::activity_options().start_to_close(Duration::from_secs(5));
+        let r: String = ctx.activity("echo", &big, o).await?;
+        Ok::<_, WorkflowError>(r)
+    });
+    let _w = w.start();
+    engine
+        .start_workflow(StartWorkflowOptions::new(
+            "big",
+            "BigInput",
+            "q",
+            Payload::from_value(&()).unwrap(),
+        ))
+        .await
+        .unwrap();
+    for attempt in 2..=5 {
+        let d = engine
+            .wait_until("big", |d| {
+                d.pending_workflow_task
+                    .as_ref()
+                    .is_some_and(|w| w.attempt >= attempt)
+            })
+            .await
+            .unwrap();
+        let (cause, failure) = d
+            .pending_workflow_task
+            .unwrap()
+            .last_failure
+            .expect("describe says why");
+        assert_eq!(
+            cause,
+            holdfast::engine::WorkflowTaskFailedCause::BadScheduleActivityAttributes,
+            "attempt {attempt}: {}",
+            failure.message
+        );
+        assert!(
+            failure.message.contains("payload limit"),
+            "{}",
+            failure.message
+        );
+    }
+}

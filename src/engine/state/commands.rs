@@ -136,7 +136,29 @@ impl Command {
     }
 }
 
+/// The engine refused a workflow task's commands (a bad attribute, an
+/// unhandled new event): the task was failed instead of completed, and the
+/// worker must drop what it holds of the run and replay it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Refused {
+    pub cause: WorkflowTaskFailedCause,
+    pub failure: Failure,
+}
+
 impl RunState {
+    /// Fails the workflow task instead of completing it.
+    fn refuse(
+        &mut self,
+        tr: &mut Transition,
+        now: u64,
+        identity: &str,
+        cause: WorkflowTaskFailedCause,
+        failure: Failure,
+    ) -> Box<Refused> {
+        self.fail_workflow_task(tr, now, identity, cause, failure.clone());
+        Box::new(Refused { cause, failure })
+    }
+
     /// The worker finished the workflow task with these commands.
     pub fn complete_workflow_task(
         &mut self,
@@ -144,7 +166,7 @@ impl RunState {
         now: u64,
         identity: &str,
         commands: Vec<Command>,
-    ) {
+    ) -> Result<(), Box<Refused>> {
         // Validate every command before writing anything.
         let limit = crate::engine::limits::BLOB_SIZE_LIMIT;
         for c in &commands {
@@ -171,7 +193,7 @@ impl RunState {
                 _ => continue,
             };
             if payload.len() > limit {
-                self.fail_workflow_task(
+                return Err(self.refuse(
                     tr,
                     now,
                     identity,
@@ -184,8 +206,7 @@ impl RunState {
                         ),
                         true,
                     ),
-                );
-                return;
+                ));
             }
         }
         let mut activities = Vec::new();
@@ -200,14 +221,13 @@ impl RunState {
                 match options.normalize(activity_id, activity_type) {
                     Ok(n) => activities.push(n),
                     Err(msg) => {
-                        self.fail_workflow_task(
+                        return Err(self.refuse(
                             tr,
                             now,
                             identity,
                             WorkflowTaskFailedCause::BadScheduleActivityAttributes,
                             Failure::application("BadScheduleActivityAttributes", msg, true),
-                        );
-                        return;
+                        ));
                     }
                 }
             }
@@ -222,7 +242,7 @@ impl RunState {
             )
         });
         if closes && !self.buffered.is_empty() {
-            self.fail_workflow_task(
+            return Err(self.refuse(
                 tr,
                 now,
                 identity,
@@ -232,11 +252,10 @@ impl RunState {
                     "new events arrived while the workflow task ran; it runs again with them",
                     false,
                 ),
-            );
-            return;
+            ));
         }
         let Some((scheduled, started)) = self.write_task_started(tr) else {
-            return;
+            return Ok(());
         };
         let completed = self.append(
             tr,
@@ -369,7 +388,7 @@ impl RunState {
                         },
                     );
                     self.close(tr, now, WorkflowExecutionStatus::Completed, id);
-                    return;
+                    return Ok(());
                 }
                 Command::RequestCancelActivityTask { activity_id } => {
                     let Some(idx) = self
@@ -433,7 +452,7 @@ impl RunState {
                     );
                     self.close(tr, now, WorkflowExecutionStatus::ContinuedAsNew, id);
                     tr.continue_as_new = Some(input);
-                    return;
+                    return Ok(());
                 }
                 Command::CancelWorkflowExecution => {
                     let id = self.append(
@@ -444,7 +463,7 @@ impl RunState {
                         },
                     );
                     self.close(tr, now, WorkflowExecutionStatus::Canceled, id);
-                    return;
+                    return Ok(());
                 }
                 Command::FailWorkflowExecution { failure } => {
                     let id = self.append(
@@ -457,12 +476,13 @@ impl RunState {
                         },
                     );
                     self.close(tr, now, WorkflowExecutionStatus::Failed, id);
-                    return;
+                    return Ok(());
                 }
             }
         }
         if !self.flush_buffered(tr, now) && wake_after {
             self.schedule_workflow_task(tr, now);
         }
+        Ok(())
     }
 }

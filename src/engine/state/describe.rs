@@ -6,7 +6,7 @@
 use std::time::Duration;
 
 use super::{AttemptRecord, PendingActivityState, RunState, WorkflowExecutionStatus};
-use crate::engine::history::{Failure, Payload, RetryPolicy};
+use crate::engine::history::{Failure, Payload, RetryPolicy, WorkflowTaskFailedCause};
 
 /// One row of `list`.
 #[derive(Clone, Debug, PartialEq)]
@@ -61,6 +61,8 @@ pub struct PendingWorkflowTaskInfo {
     pub scheduled_time_ms: u64,
     pub original_scheduled_time_ms: u64,
     pub started_time_ms: Option<u64>,
+    /// Why the previous attempt failed, with its cause.
+    pub last_failure: Option<(WorkflowTaskFailedCause, Failure)>,
 }
 
 /// What `describe` returns.
@@ -124,6 +126,7 @@ pub(crate) fn describe_run(run: &RunState) -> WorkflowDescription {
         scheduled_time_ms: w.scheduled_time_ms,
         original_scheduled_time_ms: w.original_scheduled_time_ms,
         started_time_ms: w.started.as_ref().map(|s| s.started_time_ms),
+        last_failure: w.last_failure.clone(),
     });
     WorkflowDescription {
         info: info_of(run),

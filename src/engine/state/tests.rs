@@ -64,7 +64,7 @@ fn workflow_task_completion_writes_started_completed_and_commands() {
     );
     run.start_workflow_task("w", 10, 7);
     let mut tr = Transition::default();
-    run.complete_workflow_task(&mut tr, 20, "w", vec![schedule("1", stc())]);
+    let _ = run.complete_workflow_task(&mut tr, 20, "w", vec![schedule("1", stc())]);
     assert_eq!(
         types(&tr),
         [
@@ -93,7 +93,7 @@ fn events_during_a_workflow_task_are_buffered() {
     let (mut run, _) = new_run();
     run.start_workflow_task("w", 0, 1);
     let mut tr = Transition::default();
-    run.complete_workflow_task(
+    let _ = run.complete_workflow_task(
         &mut tr,
         0,
         "w",
@@ -110,7 +110,7 @@ fn events_during_a_workflow_task_are_buffered() {
     assert!(tr.events.is_empty(), "nothing appended while the task runs");
     assert_eq!(run.buffered.len(), 2);
     let mut tr = Transition::default();
-    run.complete_workflow_task(&mut tr, 5, "w", vec![]);
+    let _ = run.complete_workflow_task(&mut tr, 5, "w", vec![]);
     assert_eq!(
         types(&tr),
         [
@@ -137,7 +137,7 @@ fn activity_without_timeouts_fails_the_workflow_task() {
     let (mut run, _) = new_run();
     run.start_workflow_task("w", 0, 1);
     let mut tr = Transition::default();
-    run.complete_workflow_task(
+    let _ = run.complete_workflow_task(
         &mut tr,
         0,
         "w",

@@ -74,7 +74,9 @@ impl RunBuilder {
 
     fn complete_task(&mut self, commands: Vec<Command>) -> &mut Self {
         self.take_task();
-        self.step(|r, tr, now| r.complete_workflow_task(tr, now, "w", commands))
+        self.step(|r, tr, now| {
+            let _ = r.complete_workflow_task(tr, now, "w", commands);
+        })
     }
 
     fn schedule(&mut self, id: &str, policy: RetryPolicy) -> &mut Self {

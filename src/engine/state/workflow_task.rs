@@ -21,6 +21,9 @@ pub struct WorkflowTaskState {
     pub start_to_close: Duration,
     /// Set while a worker holds the task. Never trusted after a restart.
     pub started: Option<WorkflowTaskStarted>,
+    /// Why the previous attempt failed (later attempts write no event, so
+    /// this is where a person sees why the run does not move).
+    pub last_failure: Option<(WorkflowTaskFailedCause, Failure)>,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -79,6 +82,7 @@ impl RunState {
             not_before_ms: now,
             start_to_close: self.workflow_task_timeout,
             started: None,
+            last_failure: None,
         });
         tr.effects.push(Effect::EnqueueWorkflowTask {
             seq: self.seq,
@@ -161,12 +165,15 @@ impl RunState {
                     scheduled_event_id: scheduled,
                     started_event_id: started,
                     cause,
-                    failure,
+                    failure: failure.clone(),
                     identity: identity.to_string(),
                 },
             );
         }
         self.retry_workflow_task(tr, now, w);
+        if let Some(next) = self.workflow_task.as_mut() {
+            next.last_failure = Some((cause, failure));
+        }
     }
 
     /// The running workflow task's start-to-close timeout expired.
@@ -200,6 +207,7 @@ impl RunState {
             not_before_ms: now,
             start_to_close: w.start_to_close,
             started: None,
+            last_failure: None,
         });
         tr.effects.push(Effect::EnqueueWorkflowTask {
             seq: self.seq,
@@ -223,6 +231,7 @@ impl RunState {
             not_before_ms: at,
             start_to_close: w.start_to_close,
             started: None,
+            last_failure: None,
         });
         if delay.is_zero() {
             tr.effects.push(Effect::EnqueueWorkflowTask {
