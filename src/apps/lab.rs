@@ -454,7 +454,8 @@ impl Lab {
                 approval,
                 email_to,
             } => {
-                let mut input = GenerateReportInput::new(prompt);
+                let mut input =
+                    GenerateReportInput::new(prompt).with_llm_timeout(self.research.llm.timeout());
                 input.approval = approval;
                 input.email_to = email_to;
                 input.validate().map_err(LabError::Invalid)?;

@@ -53,7 +53,14 @@ pub struct GenerateReportInput {
     /// The PDF's name in `reports/`; default: from the workflow id.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub file_name: Option<String>,
+    /// How long one model call may take (the model's `LLM_TIMEOUT` when the
+    /// run started): `llm_call`'s start-to-close timeout follows from it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub llm_timeout_secs: Option<u64>,
 }
+
+/// Attempts `llm_call` makes before the run fails with the last error.
+pub const LLM_MAX_ATTEMPTS: u32 = 5;
 
 fn yes() -> bool {
     true
@@ -66,7 +73,14 @@ impl GenerateReportInput {
             approval: true,
             email_to: None,
             file_name: None,
+            llm_timeout_secs: None,
         }
+    }
+
+    /// Fixes how long one model call may take for this run.
+    pub fn with_llm_timeout(mut self, timeout: Duration) -> Self {
+        self.llm_timeout_secs = Some(timeout.as_secs().max(1));
+        self
     }
 
     pub fn without_approval(mut self) -> Self {
@@ -188,8 +202,9 @@ async fn llm_call(
         "llm_call"
     );
     if deps.faults.is_on(Fault::LlmSlow) {
-        // Longer than the 30 s start-to-close: the engine times the attempt out.
-        ctx.sleep(Duration::from_secs(45)).await;
+        // Longer than the attempt's start-to-close: the engine times it out.
+        ctx.sleep(ctx.start_to_close_timeout + Duration::from_secs(1))
+            .await;
     }
     if deps.faults.is_on(Fault::LlmFailing) {
         return Err(ApplicationError::retryable(
@@ -205,10 +220,16 @@ async fn llm_call(
     }
     let mut completion = deps.llm.complete(&input.prompt).await.map_err(|e| {
         tracing::warn!(workflow_id = %ctx.workflow_id, attempt = ctx.attempt, "llm_call failed: {e}");
-        if e.retryable {
+        let wait = e.retry_after;
+        let err = if e.retryable {
             ApplicationError::retryable(e.error_type, e.message)
         } else {
             ApplicationError::non_retryable(e.error_type, e.message)
+        };
+        match wait {
+            // The server said when to come back: the next attempt waits that long.
+            Some(w) => err.with_next_retry_delay(w),
+            None => err,
         }
     })?;
     bound_draft(&mut completion.content);
@@ -355,7 +376,20 @@ pub async fn generate_report(
     }
     let decisions = ctx.signal_channel::<UserDecisionSignal>(SIGNAL);
     let mut prompt = input.prompt.clone();
-    let llm_opts = activity_options().start_to_close(Duration::from_secs(30));
+    // One call may take the model's timeout (LLM_TIMEOUT, fixed when the run
+    // started); the attempt gets a margin on top. A model that never answers
+    // in time ends the run with a clear failure after a few attempts instead
+    // of being paid forever.
+    let call_timeout = Duration::from_secs(input.llm_timeout_secs.unwrap_or(120));
+    let llm_opts = activity_options()
+        .start_to_close(call_timeout + Duration::from_secs(15))
+        .retry(RetryPolicy {
+            initial_interval: Duration::from_secs(1),
+            backoff_coefficient: 2.0,
+            maximum_interval: Duration::from_secs(60),
+            maximum_attempts: LLM_MAX_ATTEMPTS,
+            ..RetryPolicy::default()
+        });
     let research = loop {
         set_status("researching");
         let research: Completion = ctx

@@ -248,7 +248,8 @@ pub async fn report(args: ReportArgs) -> CliResult {
     // A refused request creates nothing: check it before the data directory.
     let mut lab = match (&args.prompt, &args.id) {
         (Some(prompt), _) => {
-            let mut input = GenerateReportInput::new(prompt.clone());
+            let mut input =
+                GenerateReportInput::new(prompt.clone()).with_llm_timeout(llm.timeout());
             input.approval = !args.no_approval;
             input.email_to = args.to.clone();
             input.validate()?;
@@ -276,7 +277,8 @@ pub async fn report(args: ReportArgs) -> CliResult {
             println!("Resuming workflow {id}");
         }
         (_, Some(prompt)) => {
-            let mut input = GenerateReportInput::new(prompt.clone());
+            let mut input =
+                GenerateReportInput::new(prompt.clone()).with_llm_timeout(llm.timeout());
             input.approval = !args.no_approval;
             input.email_to = args.to.clone();
             let h = research::start_report(&engine, &id, &input).await?;

@@ -37,6 +37,8 @@ pub struct ApplicationError {
     pub message: String,
     pub non_retryable: bool,
     pub details: Option<Payload>,
+    /// The next attempt waits this long instead of the policy's interval.
+    pub next_retry_delay: Option<Duration>,
 }
 
 impl ApplicationError {
@@ -47,6 +49,7 @@ impl ApplicationError {
             message: message.into(),
             non_retryable: false,
             details: None,
+            next_retry_delay: None,
         }
     }
 
@@ -63,12 +66,22 @@ impl ApplicationError {
         self
     }
 
+    /// The next attempt waits `delay` (a server's `Retry-After`) instead of
+    /// the retry policy's interval, as Temporal's `next_retry_delay`.
+    pub fn with_next_retry_delay(mut self, delay: Duration) -> Self {
+        self.next_retry_delay = Some(delay);
+        self
+    }
+
     pub fn into_failure(self) -> Failure {
-        let f = Failure::application(self.error_type, self.message, self.non_retryable);
-        match self.details {
-            Some(d) => f.with_details(d),
-            None => f,
+        let mut f = Failure::application(self.error_type, self.message, self.non_retryable);
+        if let Some(d) = self.details {
+            f = f.with_details(d);
         }
+        if let Some(d) = self.next_retry_delay {
+            f = f.with_next_retry_delay(d);
+        }
+        f
     }
 }
 
@@ -89,6 +102,8 @@ pub struct ActivityContext {
     pub activity_type: String,
     pub attempt: u32,
     pub worker_identity: String,
+    /// How long this attempt may run before the engine times it out.
+    pub start_to_close_timeout: Duration,
     clock: Clock,
     engine: Engine,
     token: super::worker_api::ActivityTaskToken,
@@ -665,6 +680,7 @@ impl WorkerShared {
             }
             Some(f) => {
                 let ctx = ActivityContext {
+                    start_to_close_timeout: task.start_to_close_timeout,
                     workflow_id: task.workflow_id.clone(),
                     run_id: task.run_id.clone(),
                     activity_id: task.activity_id.clone(),

@@ -110,7 +110,8 @@ async fn llm_errors_say_whether_a_retry_can_help_and_never_show_the_key() {
         ("LlmServerError", true, "HTTP 500"),
         ("LlmAuthError", false, "check LLM_API_KEY"),
         ("LlmBadRequestError", false, "HTTP 400"),
-        ("LlmBadResponseError", true, "no message content"),
+        // Paid for, empty: not retried as if the endpoint had failed.
+        ("LlmEmptyAnswerError", false, "answered with no text"),
         ("LlmTimeoutError", true, "no answer within 5s"),
     ];
     for (ty, retryable, needle) in expect {
@@ -479,4 +480,72 @@ async fn file_names_cannot_escape_the_data_directory() {
         .await
         .unwrap_err();
     assert!(matches!(err, EngineError::InvalidInput { .. }), "{err}");
+}
+
+/// The model's server says when to come back (`retry-after`): the next
+/// attempt waits that long, not the policy's 1 s; 408 and 409 are
+/// transient; an answer cut off at the length limit is marked in the PDF,
+/// not published as complete.
+#[tokio::test(start_paused = true)]
+async fn retry_after_is_honoured_and_a_cut_off_answer_is_marked() {
+    let (engine, _dir) = virtual_engine();
+    let server = LlmServer::start(
+        vec![
+            Reply::StatusWithHeader(429, "slow down".into(), "retry-after", "7".into()),
+            Reply::Status(408, "request timeout".into()),
+            Reply::StatusWithHeader(503, "busy".into(), "retry-after-ms", "2500".into()),
+            Reply::Status(409, "conflict".into()),
+            Reply::CutOff("Tides follow the moon, and".into()),
+        ],
+        Reply::Hang,
+    )
+    .await;
+    let faults = Arc::new(Faults::new());
+    let (_w, deps) = worker(&engine, http_llm(&server), &faults);
+    let input = GenerateReportInput::new("Tides").without_approval();
+    research::start_report(&engine, "tides", &input)
+        .await
+        .unwrap();
+    let a = common::pending_activity(&engine, "tides", "llm_call", |a| a.attempt == 2).await;
+    assert_eq!(
+        a.current_retry_interval,
+        Some(Duration::from_secs(7)),
+        "the server's retry-after, not the policy's 1 s"
+    );
+    let a = common::pending_activity(&engine, "tides", "llm_call", |a| a.attempt == 4).await;
+    assert_eq!(a.current_retry_interval, Some(Duration::from_millis(2500)));
+    let out = completed(&engine, "tides").await;
+    assert_eq!(server.requests().len(), 5, "408 and 409 were retried");
+    let bytes = std::fs::read(deps.data_dir.join(&out.pdf)).unwrap();
+    let (text, _) = pdf_text(&bytes);
+    assert!(text.contains("cut off at its length limit"), "{text}");
+}
+
+/// A model that never answers in time ends the run with a clear failure
+/// after a bounded number of attempts, instead of being paid forever; the
+/// attempt's timeout follows LLM_TIMEOUT.
+#[tokio::test(start_paused = true)]
+async fn a_model_that_never_answers_fails_the_run_after_its_attempts() {
+    let (engine, _dir) = virtual_engine();
+    let server = LlmServer::start(vec![], Reply::Hang).await;
+    let mut config = LlmConfig::new(&server.base_url, "test-model");
+    config.timeout = Duration::from_secs(3);
+    let llm = Llm::http(config).unwrap();
+    let faults = Arc::new(Faults::new());
+    let (_w, _deps) = worker(&engine, llm.clone(), &faults);
+    let input = GenerateReportInput::new("Tides")
+        .without_approval()
+        .with_llm_timeout(llm.timeout());
+    research::start_report(&engine, "hangs", &input)
+        .await
+        .unwrap();
+    let WorkflowOutcome::Failed(f) = engine.result("hangs", None).await.unwrap() else {
+        panic!("the run ends")
+    };
+    assert!(
+        f.chain().to_string().contains("no answer within 3s"),
+        "{}",
+        f.chain()
+    );
+    assert_eq!(server.requests().len(), research::LLM_MAX_ATTEMPTS as usize);
 }

@@ -43,6 +43,8 @@ pub struct LlmConfig {
     /// (`http://user:KEY@host/v1`): taken out of the URL, which is shown and
     /// stored, and sent as HTTP basic auth instead.
     basic_auth: Option<(String, Option<ApiKey>)>,
+    /// `LLM_TIMEOUT` as written, checked by [`Llm::http`].
+    timeout_setting: Option<String>,
 }
 
 impl LlmConfig {
@@ -51,8 +53,9 @@ impl LlmConfig {
             base_url: base_url.into(),
             api_key: None,
             model: model.into(),
-            timeout: Duration::from_secs(25),
+            timeout: DEFAULT_TIMEOUT,
             basic_auth: None,
+            timeout_setting: None,
         }
     }
 
@@ -64,6 +67,7 @@ impl LlmConfig {
             error_type: "LlmConfigError",
             message: format!("LLM_BASE_URL {why}"),
             retryable: false,
+            retry_after: None,
         };
         let mut url = reqwest::Url::parse(self.base_url.trim()).map_err(|e| {
             // The text may hold a credential: name only what is wrong.
@@ -79,6 +83,23 @@ impl LlmConfig {
         }
         if url.host_str().is_none_or(str::is_empty) {
             return Err(refuse("has no host".into()));
+        }
+        if let Some(t) = self.timeout_setting.take() {
+            let secs: f64 = t.trim().parse().map_err(|_| LlmError {
+                error_type: "LlmConfigError",
+                message: format!("LLM_TIMEOUT {t:?} is not a number of seconds"),
+                retryable: false,
+                retry_after: None,
+            })?;
+            if !(1.0..=3600.0).contains(&secs) {
+                return Err(LlmError {
+                    error_type: "LlmConfigError",
+                    message: format!("LLM_TIMEOUT {t} is out of range: 1 to 3600 seconds"),
+                    retryable: false,
+                    retry_after: None,
+                });
+            }
+            self.timeout = Duration::from_secs_f64(secs);
         }
         if !url.username().is_empty() || url.password().is_some() {
             let user = url.username().to_string();
@@ -111,6 +132,7 @@ impl LlmConfig {
             get("LLM_MODEL").unwrap_or_else(|| DEFAULT_MODEL.into()),
         );
         c.api_key = key.map(ApiKey::new);
+        c.timeout_setting = get("LLM_TIMEOUT");
         Some(c)
     }
 
@@ -125,6 +147,19 @@ pub struct LlmError {
     pub error_type: &'static str,
     pub message: String,
     pub retryable: bool,
+    /// How long the server asked us to wait (`Retry-After`, `retry-after-ms`).
+    pub retry_after: Option<Duration>,
+}
+
+/// `LLM_TIMEOUT` when unset: generous enough for a local model on a laptop.
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(120);
+
+/// How long the server asks to wait: `retry-after-ms` (milliseconds, as
+/// OpenAI sends it) or `Retry-After` in seconds. A date is not honoured.
+fn retry_after(headers: &reqwest::header::HeaderMap) -> Option<Duration> {
+    let get = |name: &str| headers.get(name)?.to_str().ok()?.trim().parse::<f64>().ok();
+    let ms = get("retry-after-ms").or_else(|| get("retry-after").map(|s| s * 1000.0))?;
+    (ms.is_finite() && ms >= 0.0).then(|| Duration::from_millis(ms.min(3_600_000.0) as u64))
 }
 
 impl std::fmt::Display for LlmError {
@@ -167,6 +202,8 @@ struct ChatResponse {
 struct Choice {
     #[serde(default)]
     message: Option<ResponseMessage>,
+    #[serde(default)]
+    finish_reason: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -205,6 +242,7 @@ impl Llm {
                 error_type: "LlmConfigError",
                 message: format!("cannot set up the HTTP client: {e}"),
                 retryable: false,
+                retry_after: None,
             })?;
         Ok(Llm::Http { config, client })
     }
@@ -214,6 +252,15 @@ impl Llm {
         match self {
             Llm::Offline => OFFLINE_LABEL.to_string(),
             Llm::Http { config, .. } => format!("{} via {}", config.model, config.base_url),
+        }
+    }
+
+    /// How long one call may take (`LLM_TIMEOUT`); the activity's
+    /// start-to-close timeout is set from it.
+    pub fn timeout(&self) -> Duration {
+        match self {
+            Llm::Offline => Duration::from_secs(10),
+            Llm::Http { config, .. } => config.timeout,
         }
     }
 
@@ -286,9 +333,11 @@ async fn http_complete(
             error_type,
             message: redact(&format!("{what} ({endpoint})")),
             retryable: true,
+            retry_after: None,
         }
     })?;
     let status = response.status();
+    let wait = retry_after(response.headers());
     let body = response.text().await.map_err(|e| LlmError {
         error_type: if e.is_timeout() {
             "LlmTimeoutError"
@@ -300,6 +349,7 @@ async fn http_complete(
             e.without_url()
         )),
         retryable: true,
+        retry_after: None,
     })?;
     if !status.is_success() {
         let excerpt: String = redact(body.trim()).chars().take(200).collect();
@@ -311,6 +361,12 @@ async fn http_complete(
                 "the endpoint refused the API key (check LLM_API_KEY)",
             ),
             429 => ("LlmRateLimitedError", true, "rate limited"),
+            408 => ("LlmTimeoutError", true, "the endpoint gave up waiting"),
+            409 => (
+                "LlmServerError",
+                true,
+                "the endpoint was busy with a conflict",
+            ),
             500..=599 => ("LlmServerError", true, "the endpoint failed"),
             404 => (
                 "LlmBadRequestError",
@@ -327,26 +383,46 @@ async fn http_complete(
             error_type,
             message: format!("{what}: HTTP {status} from {endpoint}: {excerpt}"),
             retryable,
+            // Honoured where a server says when to come back.
+            retry_after: if matches!(code, 429 | 503) {
+                wait
+            } else {
+                None
+            },
         });
     }
     let parsed: ChatResponse = serde_json::from_str(&body).map_err(|e| LlmError {
         error_type: "LlmBadResponseError",
         message: format!("the answer from {endpoint} is not a chat completion: {e}"),
         retryable: true,
+        retry_after: None,
     })?;
-    parsed
-        .choices
-        .into_iter()
-        .next()
+    let choice = parsed.choices.into_iter().next();
+    let cut_off = choice
+        .as_ref()
+        .is_some_and(|c| c.finish_reason.as_deref() == Some("length"));
+    let content = choice
         .and_then(|c| c.message)
         .and_then(|m| m.content)
         .filter(|c| !c.trim().is_empty())
+        // An empty answer was still paid for: asking again is not free, and
+        // not what a failing endpoint deserves; the person decides.
         .ok_or_else(|| LlmError {
-            error_type: "LlmBadResponseError",
-            message: format!("the answer from {endpoint} has no message content"),
-            retryable: true,
-        })
+            error_type: "LlmEmptyAnswerError",
+            message: format!("the model at {endpoint} answered with no text"),
+            retryable: false,
+            retry_after: None,
+        })?;
+    Ok(if cut_off {
+        format!("{content}\n\n{CUT_OFF_NOTE}")
+    } else {
+        content
+    })
 }
+
+/// Written under an answer the model stopped at its length limit, so the
+/// report is never published as complete.
+pub const CUT_OFF_NOTE: &str = "[The model's answer was cut off at its length limit (finish_reason \"length\"): this report is incomplete.]";
 
 /// The offline model: a short, honest research outline built from the
 /// prompt, so the story runs with no network. It is labelled as such.
@@ -405,5 +481,23 @@ mod url_tests {
         }
         let err = Llm::http(LlmConfig::new("user:S3CRET@host", "m")).unwrap_err();
         assert!(!err.message.contains("S3CRET"), "{err}");
+    }
+
+    /// LLM_TIMEOUT sets how long a call may take; nonsense is refused,
+    /// naming the variable.
+    #[test]
+    fn llm_timeout_is_read_and_checked() {
+        let with = |t: &str| {
+            let mut c = LlmConfig::new("http://127.0.0.1:9/v1", "m");
+            c.timeout_setting = Some(t.into());
+            Llm::http(c)
+        };
+        assert_eq!(with("300").unwrap().timeout(), Duration::from_secs(300));
+        for bad in ["soon", "0", "99999"] {
+            let err = with(bad).unwrap_err();
+            assert!(err.message.starts_with("LLM_TIMEOUT"), "{bad}: {err}");
+        }
+        let default = Llm::http(LlmConfig::new("http://127.0.0.1:9/v1", "m")).unwrap();
+        assert_eq!(default.timeout(), DEFAULT_TIMEOUT);
     }
 }

@@ -26,6 +26,11 @@ pub enum FailureInfo {
         error_type: String,
         non_retryable: bool,
         details: Option<Payload>,
+        /// Overrides the retry policy's interval before the next attempt
+        /// (Temporal's `ApplicationError(next_retry_delay=…)`: a server that
+        /// said `Retry-After`).
+        #[serde(default)]
+        next_retry_delay: Option<std::time::Duration>,
     },
     /// A timeout enforced by the engine.
     Timeout {
@@ -67,6 +72,7 @@ impl Failure {
                 error_type: error_type.into(),
                 non_retryable,
                 details: None,
+                next_retry_delay: None,
             },
         }
     }
@@ -99,6 +105,17 @@ impl Failure {
     pub fn with_details(mut self, details: Payload) -> Self {
         if let FailureInfo::Application { details: d, .. } = &mut self.info {
             *d = Some(details);
+        }
+        self
+    }
+
+    /// The next attempt waits `delay` instead of the policy's interval.
+    pub fn with_next_retry_delay(mut self, delay: std::time::Duration) -> Self {
+        if let FailureInfo::Application {
+            next_retry_delay, ..
+        } = &mut self.info
+        {
+            *next_retry_delay = Some(delay);
         }
         self
     }

@@ -144,7 +144,13 @@ impl RetryPolicy {
         if self.maximum_attempts > 0 && attempt >= self.maximum_attempts {
             return Err(RetryState::MaximumAttemptsReached);
         }
-        let interval = self.backoff(attempt);
+        let interval = match &failure.info {
+            FailureInfo::Application {
+                next_retry_delay: Some(d),
+                ..
+            } => *d,
+            _ => self.backoff(attempt),
+        };
         if let Some(exp) = expiration_ms
             && now_ms.saturating_add(interval.as_millis() as u64) > exp
         {

@@ -17,6 +17,10 @@ pub enum Reply {
     Content(String),
     /// This status with this body.
     Status(u16, String),
+    /// This status, body and header (`retry-after: 7`, say).
+    StatusWithHeader(u16, String, &'static str, String),
+    /// 200 with a completion the model stopped at its length limit.
+    CutOff(String),
     /// Never answer.
     Hang,
 }
@@ -106,28 +110,36 @@ impl LlmServer {
             .unwrap()
             .pop_front()
             .unwrap_or_else(|| self.fallback.lock().unwrap().clone());
+        let completion = |c: &str, finish: &str| {
+            serde_json::json!({
+                "id": "chatcmpl-test",
+                "object": "chat.completion",
+                "model": "test-model",
+                "choices": [{"index": 0, "finish_reason": finish,
+                             "message": {"role": "assistant", "content": c}}],
+            })
+            .to_string()
+        };
+        let mut header = None;
         let (status, body) = match reply {
-            Reply::Content(c) => (
-                200,
-                serde_json::json!({
-                    "id": "chatcmpl-test",
-                    "object": "chat.completion",
-                    "model": "test-model",
-                    "choices": [{"index": 0, "finish_reason": "stop",
-                                 "message": {"role": "assistant", "content": c}}],
-                })
-                .to_string(),
-            ),
+            Reply::Content(c) => (200, completion(&c, "stop")),
+            Reply::CutOff(c) => (200, completion(&c, "length")),
             Reply::Status(code, body) => (code, body),
+            Reply::StatusWithHeader(code, body, name, value) => {
+                header = Some((name, value));
+                (code, body)
+            }
             Reply::Hang => {
                 std::future::pending::<()>().await;
                 unreachable!()
             }
         };
-        Ok(Response::builder()
+        let mut response = Response::builder()
             .status(status)
-            .header("content-type", "application/json")
-            .body(Full::new(Bytes::from(body)))
-            .unwrap())
+            .header("content-type", "application/json");
+        if let Some((name, value)) = header {
+            response = response.header(name, value);
+        }
+        Ok(response.body(Full::new(Bytes::from(body))).unwrap())
     }
 }
