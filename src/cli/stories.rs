@@ -91,7 +91,8 @@ fn check_speed(speed: f64) -> Result<(), String> {
 /// prints them) go to stderr; RUST_LOG overrides the level.
 fn init_logs() {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+        // sled's own lines are its business: holdfast says what matters in words.
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn,sled=off"));
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)

@@ -19,6 +19,18 @@ pub enum StoreError {
         "data directory {path} is damaged: {detail}; it was left untouched (move it aside to start afresh)"
     )]
     Corrupt { path: String, detail: String },
+    #[error(
+        "data directory {path} is damaged: {detail}. holdfast left it as it was and cannot repair it; a copy of the damaged files is in {kept}. Keep the directory for inspection, or move it aside to start afresh"
+    )]
+    Damaged {
+        path: String,
+        detail: String,
+        kept: String,
+    },
+    #[error(
+        "data directory {path}: its snapshot file is damaged ({files}), its log is intact; remove the snapshot file and holdfast rebuilds it from the log (nothing was changed)"
+    )]
+    DamagedSnapshot { path: String, files: String },
     #[error("data directory {path} cannot be used: {detail}; it was left untouched")]
     NotADataDir { path: String, detail: String },
     #[error(

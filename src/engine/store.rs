@@ -34,6 +34,8 @@ use serde::de::DeserializeOwned;
 
 use tokio::sync::broadcast;
 
+mod guard;
+
 use super::error::StoreError;
 use super::feed::Change;
 use super::history::HistoryEvent;
@@ -292,23 +294,7 @@ impl Store {
                 });
             }
         }
-        let cfg = sled::Config::new().path(path);
-        let opened = std::panic::catch_unwind(std::panic::AssertUnwindSafe(move || cfg.open()));
-        let db = match opened {
-            Ok(Ok(db)) => db,
-            Ok(Err(e)) => return Err(StoreError::from_sled_open(&display, e)),
-            Err(panic) => {
-                let msg = panic
-                    .downcast_ref::<String>()
-                    .cloned()
-                    .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
-                    .unwrap_or_else(|| "sled panicked while opening".into());
-                return Err(StoreError::Corrupt {
-                    path: display,
-                    detail: msg,
-                });
-            }
-        };
+        let db = guard::open_guarded(path)?;
         let tree = db
             .open_tree("engine")
             .map_err(|e| StoreError::from_sled(&display, e))?;
@@ -728,7 +714,14 @@ impl Store {
 impl Drop for Store {
     /// A clean shutdown keeps what was committed but not yet waited for
     /// (activity starts); a crash loses only what nobody was told about.
+    /// Once sled has let go of the files, their fingerprint is left so the
+    /// next open can tell a clean stop from damage (see [`guard`]).
     fn drop(&mut self) {
-        let _ = self.flush_blocking();
+        if self.flush_blocking().is_err() {
+            return;
+        }
+        // Everything is on disk and nothing is dirty: sled writes nothing more
+        // as it closes (if it did, the next open would only check, not refuse).
+        let _ = guard::mark_clean(&self.path);
     }
 }

@@ -64,8 +64,8 @@ fn garbage_data_dir_is_refused_and_left_untouched() {
         .expect_err("garbage must not open");
     let msg = err.to_string();
     assert!(
-        matches!(err, StoreError::Corrupt { .. }),
-        "expected Corrupt, got {err:?}"
+        matches!(err, StoreError::Damaged { .. }),
+        "expected Damaged, got {err:?}"
     );
     assert!(msg.contains(&data.display().to_string()), "{msg}");
     assert!(!msg.contains('\n'));
@@ -241,4 +241,153 @@ fn cli_unknown_id_is_one_line() {
         err.trim(),
         "error: workflow not found: no workflow with id \"missing\""
     );
+}
+
+/// A store damaged while holdfast was stopped — one bit flipped in the
+/// middle of `db`, or 2,000 bytes overwritten, or the file cut short — is
+/// never made worse by opening it: before, sled's repair zeroed the intact
+/// data after the damage, and holdfast then said it was left untouched.
+/// Now every byte of the data directory is as it was, the message says
+/// what is wrong in plain words and where a copy of the damaged files is.
+#[test]
+fn a_damaged_store_is_never_made_worse_by_opening_it() {
+    type Damage = fn(&mut Vec<u8>);
+    let damages: [(&str, Damage); 3] = [
+        ("bit flip", |db| {
+            let mid = db.len() / 2;
+            db[mid] ^= 0x10;
+        }),
+        ("2000 random bytes", |db| {
+            let mid = db.len() / 3;
+            let mut rng = fastrand::Rng::with_seed(3);
+            let end = (mid + 2000).min(db.len());
+            for b in &mut db[mid..end] {
+                *b = rng.u8(..);
+            }
+        }),
+        ("cut short", |db| {
+            let keep = db.len() * 2 / 3;
+            db.truncate(keep);
+        }),
+    ];
+    for (what, damage) in damages {
+        let dir = tempfile::tempdir().unwrap();
+        let data = dir.path().join("data");
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .start_paused(true)
+            .build()
+            .unwrap();
+        rt.block_on(async {
+            let engine = Engine::open(
+                EngineConfig::new(&data).clock(holdfast::engine::Clock::virtual_time()),
+            )
+            .unwrap();
+            for i in 0..200 {
+                let opts = holdfast::engine::StartWorkflowOptions::new(
+                    format!("wf-{i}"),
+                    "T",
+                    "q",
+                    holdfast::engine::Payload(format!("\"{}\"", "x".repeat(200))),
+                );
+                engine.start_workflow(opts).await.unwrap();
+            }
+        });
+        drop(rt); // a clean stop
+        let db_path = data.join("db");
+        let mut db = std::fs::read(&db_path).unwrap();
+        damage(&mut db);
+        std::fs::write(&db_path, &db).unwrap();
+        let before = snapshot(&data);
+        let rt = tokio::runtime::Runtime::new().unwrap();
+        let result = rt.block_on(async { Engine::open(EngineConfig::new(&data)).map(drop) });
+        let err = result.expect_err(what);
+        let msg = err.to_string();
+        assert!(matches!(err, StoreError::Damaged { .. }), "{what}: {err:?}");
+        assert!(
+            !msg.contains('\n') && !msg.contains("backtrace"),
+            "{what}: {msg}"
+        );
+        assert!(
+            snapshot(&data) == before,
+            "{what}: opening changed the data directory"
+        );
+        let StoreError::Damaged { kept, .. } = &err else {
+            unreachable!()
+        };
+        assert!(
+            std::path::Path::new(kept).join("db").is_file(),
+            "{what}: the copy named in the message exists: {msg}"
+        );
+        // And again from the command line: one line, nothing changed.
+        let line = cli_list_error(&data);
+        assert!(line.contains("is damaged"), "{what}: {line}");
+        assert!(
+            snapshot(&data) == before,
+            "{what}: the CLI changed the data directory"
+        );
+    }
+}
+
+/// A store closed cleanly opens directly, and one only touched while
+/// stopped (its time changed, not its bytes) still opens.
+#[tokio::test(start_paused = true)]
+async fn a_clean_or_touched_store_opens() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    {
+        let (engine, _) = (Engine::open(EngineConfig::new(&data)).unwrap(), ());
+        common::start(&engine, "a", "T", "q", 1).await;
+    }
+    let engine = Engine::reopen(EngineConfig::new(&data)).await.unwrap();
+    assert!(engine.describe("a", None).await.is_ok());
+    drop(engine);
+    let db = data.join("db");
+    let f = std::fs::File::options().write(true).open(&db).unwrap();
+    f.set_modified(std::time::SystemTime::now() + Duration::from_secs(5))
+        .unwrap();
+    drop(f);
+    let engine = Engine::reopen(EngineConfig::new(&data)).await.unwrap();
+    assert!(engine.describe("a", None).await.is_ok());
+}
+
+/// A garbled snapshot file alone: the log is intact, so the message says to
+/// remove the snapshot (not to give up the directory), nothing is changed,
+/// and once it is removed the store opens with everything in it.
+#[test]
+fn a_garbled_snapshot_alone_says_to_remove_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        let engine = Engine::open(EngineConfig::new(&data)).unwrap();
+        common::start(&engine, "kept", "T", "q", 1).await;
+    });
+    let snap = std::fs::read_dir(&data)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| {
+            p.file_name()
+                .unwrap()
+                .to_string_lossy()
+                .starts_with("snap.")
+        });
+    let Some(snap) = snap else {
+        return; // sled wrote no snapshot: nothing to garble
+    };
+    let mut bytes = std::fs::read(&snap).unwrap();
+    for b in bytes.iter_mut().skip(8).take(16) {
+        *b ^= 0x5a;
+    }
+    std::fs::write(&snap, &bytes).unwrap();
+    let before = snapshot(&data);
+    let line = cli_list_error(&data);
+    assert!(line.contains("snapshot file is damaged"), "{line}");
+    assert!(line.contains("remove the snapshot file"), "{line}");
+    assert!(snapshot(&data) == before, "nothing changed");
+    std::fs::remove_file(&snap).unwrap();
+    let engine = rt
+        .block_on(async { Engine::reopen(EngineConfig::new(&data)).await })
+        .unwrap();
+    assert!(rt.block_on(engine.describe("kept", None)).is_ok());
 }
