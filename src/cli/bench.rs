@@ -316,39 +316,40 @@ async fn read_model(args: BenchArgs) -> Result<(), Box<dyn std::error::Error>> {
             Ok::<_, crate::engine::EngineError>(())
         }
     };
-    timed("page", ListFilter::default()).await?;
-    timed(
-        "running",
-        ListFilter {
-            status: Some(WorkflowExecutionStatus::Running),
-            ..ListFilter::default()
-        },
-    )
-    .await?;
-    timed(
-        "type",
-        ListFilter {
-            workflow_type: Some("MoneyTransfer".into()),
-            ..ListFilter::default()
-        },
-    )
-    .await?;
-    timed(
-        "retrying",
-        ListFilter {
-            retrying: true,
-            ..ListFilter::default()
-        },
-    )
-    .await?;
-    timed(
-        "text",
-        ListFilter {
-            text: Some("run-0499".into()),
-            ..ListFilter::default()
-        },
-    )
-    .await?;
+    let filters = [
+        ("page", ListFilter::default()),
+        (
+            "running",
+            ListFilter {
+                status: Some(WorkflowExecutionStatus::Running),
+                ..ListFilter::default()
+            },
+        ),
+        (
+            "type",
+            ListFilter {
+                workflow_type: Some("MoneyTransfer".into()),
+                ..ListFilter::default()
+            },
+        ),
+        (
+            "retrying",
+            ListFilter {
+                retrying: true,
+                ..ListFilter::default()
+            },
+        ),
+        (
+            "text",
+            ListFilter {
+                text: Some("run-0499".into()),
+                ..ListFilter::default()
+            },
+        ),
+    ];
+    for (name, filter) in filters {
+        timed(name, filter).await?;
+    }
     let t = Instant::now();
     let d = engine.describe("stuck", None).await?;
     println!(
