@@ -31,6 +31,8 @@ pub enum StoreError {
         "data directory {path}: its snapshot file is damaged ({files}), its log is intact; remove the snapshot file and holdfast rebuilds it from the log (nothing was changed)"
     )]
     DamagedSnapshot { path: String, files: String },
+    #[error("data directory {path} is read-only: holdfast can read it but not run it")]
+    ReadOnly { path: String },
     #[error("data directory {path} cannot be used: {detail}; it was left untouched")]
     NotADataDir { path: String, detail: String },
     #[error(

@@ -111,6 +111,18 @@ impl Engine {
     pub fn open(config: EngineConfig) -> Result<Engine, StoreError> {
         let opening = std::time::Instant::now();
         let store = Store::open(&config.data_dir)?;
+        Engine::on_store_timed(store, config, opening)
+    }
+
+    fn on_store(store: Arc<Store>, config: EngineConfig) -> Result<Engine, StoreError> {
+        Engine::on_store_timed(store, config, std::time::Instant::now())
+    }
+
+    fn on_store_timed(
+        store: Arc<Store>,
+        config: EngineConfig,
+        opening: std::time::Instant,
+    ) -> Result<Engine, StoreError> {
         let store_open = opening.elapsed();
         if let Some(stored) = store.engine_time_ms()? {
             config.clock.not_before(stored);
@@ -163,7 +175,11 @@ impl Engine {
                 path: dir.display().to_string(),
             });
         }
-        Engine::open(config)
+        match Engine::open(config.clone()) {
+            // A read-only mount or archive: read a private copy of it.
+            Err(StoreError::ReadOnly { .. }) => Engine::on_store(Store::open_copy_of(dir)?, config),
+            other => other,
+        }
     }
 
     /// Opens a data directory this process has just closed. sled lets go

@@ -260,6 +260,8 @@ pub(crate) struct Store {
     /// Tickets a simulated crash took back before they were durable.
     lost: std::sync::Mutex<Vec<(u64, u64)>>,
     any_lost: std::sync::atomic::AtomicBool,
+    /// A private copy, removed on close.
+    scratch: std::sync::atomic::AtomicBool,
     /// The next run sequence number (one past the newest stored run).
     next_seq: AtomicU64,
     /// The change feed: each commit's [`Change`], sent in commit order once durable.
@@ -343,6 +345,7 @@ impl Store {
             next_seq: AtomicU64::new(last_seq + 1),
             lost: std::sync::Mutex::new(Vec::new()),
             any_lost: std::sync::atomic::AtomicBool::new(false),
+            scratch: std::sync::atomic::AtomicBool::new(false),
             feed,
             db,
             tree,
@@ -357,6 +360,18 @@ impl Store {
             }),
             flushes: AtomicU64::new(0),
         }))
+    }
+
+    /// Opens a private copy of a store that cannot be written in place
+    /// (see [`guard::scratch_copy`]); the copy goes when the store closes.
+    pub(crate) fn open_copy_of(path: &Path) -> Result<Arc<Store>, StoreError> {
+        let copy = guard::scratch_copy(path).map_err(|e| StoreError::Io {
+            path: path.display().to_string(),
+            detail: format!("cannot copy it to read it: {e}"),
+        })?;
+        let store = Store::open(&copy)?;
+        store.scratch.store(true, Ordering::SeqCst);
+        Ok(store)
     }
 
     pub(crate) fn path(&self) -> &Path {
@@ -717,6 +732,10 @@ impl Drop for Store {
     /// Once sled has let go of the files, their fingerprint is left so the
     /// next open can tell a clean stop from damage (see [`guard`]).
     fn drop(&mut self) {
+        if self.scratch.load(Ordering::SeqCst) {
+            let _ = std::fs::remove_dir_all(&self.path);
+            return;
+        }
         if self.flush_blocking().is_err() {
             return;
         }

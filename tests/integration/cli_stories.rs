@@ -323,3 +323,45 @@ fn a_transfer_after_a_refunded_one_creates_no_money() {
     assert_eq!(err.lines().count(), 1, "{err}");
     assert!(err.contains("reference inv-1 was already used"), "{err}");
 }
+
+/// A store that cannot be written in place (a read-only mount, an archive;
+/// here the files made immutable) can still be listed and described, and
+/// is not written to; starting work there is refused in one line.
+#[test]
+fn a_read_only_store_can_still_be_read() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let (ok, _, err) = run(&["transfer", "--speed", "50"], &data);
+    assert!(ok, "{err}");
+    let mut files: Vec<std::path::PathBuf> = std::fs::read_dir(&data)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.is_file())
+        .collect();
+    files.push(data.clone());
+    let chattr = |flag: &str| {
+        Command::new("chattr")
+            .arg(flag)
+            .args(&files)
+            .status()
+            .is_ok_and(|s| s.success())
+    };
+    if !chattr("+i") {
+        eprintln!("chattr is not available here: the read-only case was not exercised");
+        return;
+    }
+    let listed = run(&["workflow", "list"], &data);
+    let described = run(&["workflow", "describe", "-w", "pay-invoice-701"], &data);
+    let started = run(&["transfer", "--speed", "50"], &data);
+    assert!(chattr("-i"), "files made writable again");
+    let (ok, out, err) = listed;
+    assert!(ok, "{err}");
+    assert!(out.contains("pay-invoice-701"), "{out}");
+    let (ok, out, err) = described;
+    assert!(ok, "{err}");
+    assert!(out.contains("Completed"), "{out}");
+    let (ok, _, err) = started;
+    assert!(!ok);
+    assert_eq!(err.trim().lines().count(), 1, "{err}");
+    assert!(err.contains("is read-only"), "{err}");
+}

@@ -201,6 +201,9 @@ pub(super) fn open_guarded(path: &Path) -> Result<sled::Db, StoreError> {
         detail: e.to_string(),
     };
     let existing = path.join("db").is_file();
+    if existing && !writable(path) {
+        return Err(StoreError::ReadOnly { path: display });
+    }
     let last = if existing {
         take_last_stop(path).map_err(io)?
     } else {
@@ -359,4 +362,31 @@ fn plain(detail: &str) -> String {
             .trim()
             .to_string()
     }
+}
+
+/// Whether holdfast may write in the data directory (a read-only mount, an
+/// archive, a directory of someone else's cannot be opened in place).
+fn writable(dir: &Path) -> bool {
+    let probe = dir.join(".holdfast-write-probe");
+    let ok = std::fs::write(&probe, b"").is_ok();
+    let _ = std::fs::remove_file(&probe);
+    ok && std::fs::OpenOptions::new()
+        .write(true)
+        .open(dir.join("db"))
+        .is_ok()
+}
+
+/// A private copy of a store that cannot be written in place, for reading
+/// it: in the temporary directory, removed when the store closes.
+pub(crate) fn scratch_copy(data_dir: &Path) -> std::io::Result<PathBuf> {
+    let dir = std::env::temp_dir().join(format!(
+        "holdfast-read-{}-{:08x}",
+        std::process::id(),
+        fastrand::u32(..)
+    ));
+    std::fs::create_dir_all(&dir)?;
+    for name in store_files(data_dir)? {
+        std::fs::copy(data_dir.join(&name), dir.join(&name))?;
+    }
+    Ok(dir)
 }
