@@ -49,6 +49,26 @@ pub enum Cmd {
     BankChaosChild(bank_chaos::BankChaosArgs),
 }
 
+/// `--speed`: how many times faster than real time the clock runs, within
+/// the engine's range (1× to 60×); anything else is refused, not changed.
+pub(crate) fn parse_speed(s: &str) -> Result<f64, String> {
+    let (lo, hi) = crate::engine::SPEED_RANGE;
+    match s.trim().parse::<f64>() {
+        Ok(v) if v.is_finite() && (lo..=hi).contains(&v) => Ok(v),
+        Ok(_) => Err(format!("the clock runs {lo}× to {hi}× real time")),
+        Err(_) => Err("not a number".into()),
+    }
+}
+
+/// A count of at least 1 (`--limit`, `-n`, `-c`).
+pub(crate) fn at_least_one(s: &str) -> Result<usize, String> {
+    match s.parse::<usize>() {
+        Ok(n) if n >= 1 => Ok(n),
+        Ok(_) => Err("must be at least 1".into()),
+        Err(_) => Err("must be a whole number, at least 1".into()),
+    }
+}
+
 /// The default data directory: `./holdfast-data`.
 pub fn default_data_dir() -> PathBuf {
     PathBuf::from("holdfast-data")

@@ -441,6 +441,9 @@ impl Lab {
                     details = details.with_maximum_attempts(m);
                 }
                 details.validate().map_err(LabError::Invalid)?;
+                for account in [&details.source_account, &details.target_account] {
+                    self.bank.account(account)?;
+                }
                 let id = workflow_id.unwrap_or_else(|| format!("pay-invoice-{stamp:x}-{n}"));
                 let h = bank::start_transfer(&engine, &id, &details).await?;
                 vec![LabEvent::WorkflowStarted {

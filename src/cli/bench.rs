@@ -16,10 +16,10 @@ use crate::engine::{
 #[derive(clap::Args, Debug, Clone)]
 pub struct BenchArgs {
     /// Number of workflows (at least 1).
-    #[arg(short = 'n', long, default_value_t = 10_000, value_parser = at_least_one)]
+    #[arg(short = 'n', long, default_value_t = 10_000, value_parser = super::at_least_one, allow_negative_numbers = true)]
     pub workflows: usize,
     /// Workflows in flight at once (at least 1).
-    #[arg(short = 'c', long, default_value_t = 100, value_parser = at_least_one)]
+    #[arg(short = 'c', long, default_value_t = 100, value_parser = super::at_least_one, allow_negative_numbers = true)]
     pub concurrency: usize,
     /// Where to put the fresh data dirs (a temp dir by default).
     #[arg(long)]
@@ -31,18 +31,13 @@ pub struct BenchArgs {
     pub read_model: bool,
 }
 
-fn at_least_one(s: &str) -> Result<usize, String> {
-    match s.parse::<usize>() {
-        Ok(n) if n >= 1 => Ok(n),
-        Ok(_) => Err("must be at least 1".into()),
-        Err(e) => Err(e.to_string()),
-    }
-}
-
 /// A fresh directory for the benchmark's stores, inside `dir` if given
 /// (which must exist: a mistyped path is not created).
 fn bench_root(dir: Option<&std::path::Path>) -> Result<std::path::PathBuf, String> {
     match dir {
+        Some(d) if d.exists() && !d.is_dir() => {
+            Err(format!("--dir {}: is a file, not a directory", d.display()))
+        }
         Some(d) if !d.is_dir() => Err(format!("--dir {}: no such directory", d.display())),
         Some(d) => tempfile_in(d).map_err(|e| format!("--dir {}: {e}", d.display())),
         None => tempfile_in(&std::env::temp_dir()).map_err(|e| e.to_string()),
@@ -202,7 +197,7 @@ async fn read_model(args: BenchArgs) -> Result<(), Box<dyn std::error::Error>> {
     let dir = root.join("engine");
     let (n, c) = (args.workflows, args.concurrency);
     println!(
-        "holdfast bench --read-model: {n} runs (1 % running), data in {}",
+        "holdfast bench --read-model: {n} runs (1 % running) and one with an activity retrying, in a fresh directory (removed at the end): {}",
         root.display()
     );
     let engine = Engine::open(EngineConfig::new(&dir).clock(Clock::system()))?;
@@ -342,7 +337,8 @@ async fn read_model(args: BenchArgs) -> Result<(), Box<dyn std::error::Error>> {
         (
             "text",
             ListFilter {
-                text: Some("run-0499".into()),
+                // The ids around the middle of the store: matches deep in it.
+                text: Some(format!("run-{:06}", n / 2)[..8].to_string()),
                 ..ListFilter::default()
             },
         ),

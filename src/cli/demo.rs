@@ -19,7 +19,7 @@ pub struct DemoArgs {
     #[arg(long, default_value = "holdfast-data")]
     pub data_dir: std::path::PathBuf,
     /// Run the clock this many times faster, so backoff is quick to watch.
-    #[arg(long, default_value_t = 10.0)]
+    #[arg(long, default_value_t = 10.0, value_parser = super::parse_speed, allow_negative_numbers = true)]
     pub speed: f64,
     /// How many deposit attempts fail before one succeeds.
     #[arg(long, default_value_t = 2)]
@@ -46,7 +46,16 @@ pub async fn run(args: DemoArgs) -> Result<(), Box<dyn std::error::Error>> {
     let bank = lab.bank().clone();
 
     // Retried without limit while the bug is in, as the tutorial's exercise.
-    let details = PaymentDetails::tutorial().with_maximum_attempts(0);
+    // A fresh reference for a new run: a reference is one transfer.
+    let fresh = format!("{:x}", Clock::system().now_ms());
+    let tutorial = PaymentDetails::tutorial();
+    let details = PaymentDetails::new(
+        &tutorial.source_account,
+        &tutorial.target_account,
+        tutorial.amount,
+        &fresh,
+    )
+    .with_maximum_attempts(0);
     match bank::start_transfer(&engine, WORKFLOW_ID, &details).await {
         Ok(h) => println!("Started workflow {} (run {})", h.workflow_id, h.run_id),
         Err(EngineError::AlreadyStarted { run_id, .. }) => {

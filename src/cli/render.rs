@@ -53,7 +53,7 @@ pub enum WorkflowCmd {
         /// Only runs with an activity retrying.
         #[arg(long)]
         retrying: bool,
-        #[arg(long, default_value_t = 20)]
+        #[arg(long, default_value_t = 20, value_parser = super::at_least_one, allow_negative_numbers = true)]
         limit: usize,
     },
     /// Show a run's event history.
@@ -85,7 +85,7 @@ pub enum WorkflowCmd {
         #[command(flatten)]
         run: RunArgs,
         /// A WorkflowTaskCompleted, Failed or TimedOut event id.
-        #[arg(short = 'e', long)]
+        #[arg(short = 'e', long, allow_negative_numbers = true)]
         event_id: u64,
         #[arg(long)]
         reason: String,

@@ -38,10 +38,10 @@ pub struct TransferArgs {
     #[arg(long)]
     pub deposit_bug: bool,
     /// Attempts per activity (the tutorial's 3); 0 retries without limit.
-    #[arg(long, default_value_t = 3)]
+    #[arg(long, default_value_t = 3, allow_negative_numbers = true)]
     pub max_attempts: u32,
     /// Run the clock this many times faster.
-    #[arg(long, default_value_t = 1.0)]
+    #[arg(long, default_value_t = 1.0, value_parser = super::parse_speed, allow_negative_numbers = true)]
     pub speed: f64,
 }
 
@@ -68,7 +68,7 @@ pub struct ReportArgs {
     #[arg(long)]
     pub llm_failing: bool,
     /// Run the clock this many times faster.
-    #[arg(long, default_value_t = 1.0)]
+    #[arg(long, default_value_t = 1.0, value_parser = super::parse_speed, allow_negative_numbers = true)]
     pub speed: f64,
 }
 
@@ -80,11 +80,9 @@ pub struct AccountsArgs {
 }
 
 fn check_speed(speed: f64) -> Result<(), String> {
-    if speed.is_finite() && speed > 0.0 {
-        Ok(())
-    } else {
-        Err(format!("--speed must be above zero, got {speed}"))
-    }
+    super::parse_speed(&speed.to_string())
+        .map(drop)
+        .map_err(|e| format!("--speed {speed}: {e}"))
 }
 
 /// Logs (the workers' `Deposit failed …` lines, as the tutorial's worker
@@ -154,6 +152,17 @@ pub async fn transfer(args: TransferArgs) -> CliResult {
     let mut details = PaymentDetails::new(&args.from, &args.to, args.amount, &reference);
     details = details.with_maximum_attempts(args.max_attempts);
     details.validate()?;
+    if !args.data_dir.join("db").exists() {
+        // A new bank holds its seed accounts: refuse others before creating anything.
+        for account in [&details.source_account, &details.target_account] {
+            if !bank::SEED_ACCOUNTS.iter().any(|(a, _)| a == account) {
+                return Err(bank::BankError::InvalidAccount {
+                    account: account.clone(),
+                }
+                .into());
+            }
+        }
+    }
     let config = EngineConfig::new(&args.data_dir).clock(Clock::scaled(args.speed));
     let mut lab = Lab::open(config, Llm::Offline)?;
     lab.set_fault(Fault::DepositBug, args.deposit_bug)?;
@@ -163,6 +172,12 @@ pub async fn transfer(args: TransferArgs) -> CliResult {
         .await
         .ok()
         .filter(|d| d.info.status == WorkflowExecutionStatus::Running);
+    if running.is_none() {
+        // Accounts that do not exist are refused before anything starts.
+        for account in [&details.source_account, &details.target_account] {
+            lab.bank().account(account)?;
+        }
+    }
     if running.is_none()
         && let Some(used) = lab.bank().entry(&reference, bank::Movement::Withdrawal)?
     {
@@ -184,7 +199,22 @@ pub async fn transfer(args: TransferArgs) -> CliResult {
                 args.id
             );
             // What the run does is what it was started with, not this command's defaults.
-            started_details(&engine, &args.id).await?
+            let started = started_details(&engine, &args.id).await?;
+            let differs = (
+                &started.source_account,
+                &started.target_account,
+                started.amount,
+            ) != (
+                &details.source_account,
+                &details.target_account,
+                details.amount,
+            );
+            if differs {
+                println!(
+                    "(it keeps the request it was started with; this command's --from/--to/--amount are not used)"
+                );
+            }
+            started
         }
         Err(e) => return Err(e.into()),
     };
@@ -210,6 +240,25 @@ pub async fn transfer(args: TransferArgs) -> CliResult {
     };
     let (ok, line) = outcome_line(&out);
     println!("{line}");
+    if !ok {
+        // Say what happened to the money, from the bank's own books.
+        let bank = lab.bank();
+        let reference = &details.reference_id;
+        match (
+            bank.entry(reference, bank::Movement::Withdrawal)?,
+            bank.entry(reference, bank::Movement::Refund)?,
+        ) {
+            (Some(_), Some(r)) => println!(
+                "Refunded {} to {} ({}): no money was lost.",
+                r.delta, r.account, r.transaction_id
+            ),
+            (Some(w), None) => println!(
+                "{} was withdrawn from {} ({}) and not refunded.",
+                -w.delta, w.account, w.transaction_id
+            ),
+            (None, _) => println!("No money moved."),
+        }
+    }
     for a in [&details.source_account, &details.target_account] {
         if let Ok(acct) = lab.bank().account(a) {
             println!("  {:<8} {:>8}", acct.number, acct.balance);
@@ -298,7 +347,9 @@ pub async fn report(args: ReportArgs) -> CliResult {
         "holdfast report --id {id} --data-dir {}",
         args.data_dir.display()
     );
-    println!("Stop with Ctrl-C at any time; resume with: {resume}\n");
+    if !matches!(&existing, Some(d) if d.info.status != WorkflowExecutionStatus::Running) {
+        println!("Stop with Ctrl-C at any time; resume with: {resume}\n");
+    }
     let outcome = loop {
         let status = query_text(&engine, &id, research::QUERY_STATUS).await;
         if let Ok(Some(s)) = &status

@@ -170,6 +170,12 @@ impl Engine {
     /// looks like lost data.
     pub fn open_existing(config: EngineConfig) -> Result<Engine, StoreError> {
         let dir = &config.data_dir;
+        if dir.exists() && !dir.is_dir() {
+            return Err(StoreError::NotADataDir {
+                path: dir.display().to_string(),
+                detail: "it is a file, not a directory".into(),
+            });
+        }
         if !(dir.join("conf").is_file() && dir.join("db").is_file()) {
             return Err(StoreError::NoData {
                 path: dir.display().to_string(),

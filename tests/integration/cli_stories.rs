@@ -150,7 +150,7 @@ fn report_with_the_email_down_resumes_without_a_second_llm_call() {
 fn bad_requests_get_one_line() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
-    let cases: [(&[&str], &str); 6] = [
+    let cases: [(&[&str], &str); 10] = [
         (
             &["transfer", "--amount", "-5"],
             "error: amount must be a whole number above zero, got -5",
@@ -163,7 +163,23 @@ fn bad_requests_get_one_line() {
             &["transfer", "--amount", "99999999999999999999"],
             "--amount",
         ),
-        (&["transfer", "--speed", "0"], "--speed must be above zero"),
+        (
+            &["transfer", "--speed", "0"],
+            "the clock runs 1× to 60× real time",
+        ),
+        (
+            &["transfer", "--speed", "1000"],
+            "the clock runs 1× to 60× real time",
+        ),
+        (
+            &["transfer", "--speed", "-1"],
+            "the clock runs 1× to 60× real time",
+        ),
+        (
+            &["transfer", "--from", "nope"],
+            "The account number nope is invalid",
+        ),
+        (&["workflow", "list", "--limit", "0"], "must be at least 1"),
         (&["report"], "no prompt given"),
         (
             &["report", "x", "--to", "not an address"],
@@ -288,6 +304,7 @@ fn a_transfer_after_a_refunded_one_creates_no_money() {
     let data = dir.path().join("data");
     let (ok, out, _) = run(&["transfer", "--deposit-bug", "--speed", "50"], &data);
     assert!(!ok, "the buggy deposit gives up: {out}");
+    assert!(out.contains("Refunded 250 to 85-150"), "says so: {out}");
     assert!(out.contains("85-150       2000"), "refunded: {out}");
     let (ok, out, err) = run(&["transfer", "--speed", "50"], &data);
     assert!(ok, "{err}");

@@ -358,7 +358,7 @@ async fn http_complete(
             401 | 403 => (
                 "LlmAuthError",
                 false,
-                "the endpoint refused the API key (check LLM_API_KEY)",
+                "the endpoint refused the credentials (check LLM_API_KEY, or the user and password in LLM_BASE_URL)",
             ),
             429 => ("LlmRateLimitedError", true, "rate limited"),
             408 => ("LlmTimeoutError", true, "the endpoint gave up waiting"),

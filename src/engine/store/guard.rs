@@ -183,7 +183,13 @@ impl Backup {
         let stamp = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| d.as_secs());
-        let kept = copy_dir(data_dir, &format!("damaged-{stamp}"));
+        // A name no earlier copy has (two failed opens in one second).
+        let mut kept = copy_dir(data_dir, &format!("damaged-{stamp}"));
+        let mut n = 1;
+        while kept.exists() {
+            n += 1;
+            kept = copy_dir(data_dir, &format!("damaged-{stamp}-{n}"));
+        }
         std::fs::rename(&self.dir, &kept)?;
         Ok(kept)
     }
@@ -252,8 +258,11 @@ pub(super) fn open_guarded(path: &Path) -> Result<sled::Db, StoreError> {
                 for n in &snaps {
                     let _ = std::fs::rename(path.join(n), aside.join(n));
                 }
-                let log_alone = open_sled(path).map(drop).is_ok();
+                // The log alone opens, and sled rewrote none of it: only
+                // the snapshot was damaged.
+                let opened = open_sled(path).map(drop).is_ok();
                 wait_for_unlock(path);
+                let log_alone = opened && backup.changed(path).map_err(io)?.is_none();
                 let kept = damaged(backup, detail.clone());
                 let _ = std::fs::remove_dir_all(&aside);
                 if log_alone {
