@@ -546,6 +546,26 @@ impl Engine {
             }
             run.schedule_workflow_task(&mut tr, now);
             let mut updates = Vec::new();
+            // The id's current run, if another one runs (a newer run after a
+            // continue-as-new, or an earlier reset), is terminated too, as
+            // Temporal does: one running run per workflow id.
+            if let Some(current) = core
+                .running_ids
+                .get(workflow_id)
+                .copied()
+                .filter(|&c| c != seq)
+                .and_then(|c| core.runs.get(&c).cloned())
+            {
+                let mut current = current;
+                let mut current_tr = Transition::default();
+                current.terminate(
+                    &mut current_tr,
+                    now,
+                    &format!("root: {reason}"),
+                    "history-resetter",
+                );
+                updates.push((current, current_tr));
+            }
             // A running old run is terminated in the same commit.
             if let Some(mut old) = core.runs.get(&seq).cloned() {
                 let mut old_tr = Transition::default();

@@ -199,23 +199,30 @@ impl Engine {
 
     /// The state of a run, returned once everything it reflects is durable.
     pub(crate) async fn durable_run(&self, seq: u64) -> Result<RunState, EngineError> {
-        let (run, ticket) = {
-            let core = self.lock();
-            let ticket = self.inner.store.written();
-            let run = core.runs.get(&seq).cloned();
-            (run, ticket)
-        };
-        // Every change reflected in memory was committed with a ticket ≤ this;
-        // a run no longer in memory is read from sled only once its last
-        // commit is applied (group commit applies writes at flush time).
-        self.inner.store.settled(ticket).await?;
-        match run {
-            Some(r) => Ok(r),
-            None => self
-                .inner
-                .store
-                .run(seq)?
-                .ok_or(EngineError::TaskNotFound(format!("run {seq} vanished"))),
+        loop {
+            let generation = self.generation();
+            let (run, ticket) = {
+                let core = self.lock();
+                let ticket = self.inner.store.written();
+                let run = core.runs.get(&seq).cloned();
+                (run, ticket)
+            };
+            // Every change reflected in memory was committed with a ticket ≤
+            // this; a run no longer in memory is read from sled only once its
+            // last commit is applied (group commit applies writes at flush time).
+            self.inner.store.settled(ticket).await?;
+            if self.generation() != generation {
+                // A crash took back what the copy may hold: read again.
+                continue;
+            }
+            return match run {
+                Some(r) => Ok(r),
+                None => self
+                    .inner
+                    .store
+                    .run(seq)?
+                    .ok_or(EngineError::TaskNotFound(format!("run {seq} vanished"))),
+            };
         }
     }
 
@@ -265,7 +272,10 @@ impl Engine {
     ) -> Result<Vec<HistoryEvent>, EngineError> {
         let seq = self.resolve(workflow_id, run_id)?;
         self.inner.store.settled(self.inner.store.written()).await?;
-        Ok(self.inner.store.history_page(seq, after + 1, max)?)
+        Ok(self
+            .inner
+            .store
+            .history_page(seq, after.saturating_add(1), max)?)
     }
 
     /// Subscribes to every committed change.

@@ -230,7 +230,7 @@ impl WriteBatch {
     }
 }
 
-struct FlushState {
+pub(crate) struct FlushState {
     flushed: u64,
     failed: Option<String>,
 }
@@ -253,9 +253,9 @@ pub(crate) struct Store {
     /// Commits that wrote something (a transient change writes nothing).
     writes: AtomicU64,
     /// Mirrors `FlushState::flushed` so an already-durable ticket needs no lock.
-    durable_up_to: AtomicU64,
+    durable_up_to: Arc<AtomicU64>,
     pending: std::sync::Mutex<Pending>,
-    flush: tokio::sync::Mutex<FlushState>,
+    flush: Arc<tokio::sync::Mutex<FlushState>>,
     flushes: AtomicU64,
     /// Tickets a simulated crash took back before they were durable.
     lost: std::sync::Mutex<Vec<(u64, u64)>>,
@@ -352,12 +352,12 @@ impl Store {
             path: path.to_path_buf(),
             written: AtomicU64::new(0),
             writes: AtomicU64::new(0),
-            durable_up_to: AtomicU64::new(0),
+            durable_up_to: Arc::new(AtomicU64::new(0)),
             pending: std::sync::Mutex::new(Pending::default()),
-            flush: tokio::sync::Mutex::new(FlushState {
+            flush: Arc::new(tokio::sync::Mutex::new(FlushState {
                 flushed: 0,
                 failed: None,
-            }),
+            })),
             flushes: AtomicU64::new(0),
         }))
     }
@@ -489,7 +489,7 @@ impl Store {
         if self.durable_up_to.load(Ordering::SeqCst) >= ticket {
             return Ok(());
         }
-        let mut st = self.flush.lock().await;
+        let mut st = self.flush.clone().lock_owned().await;
         if lost_is_error {
             self.check_not_lost(ticket)?;
         }
@@ -505,37 +505,50 @@ impl Store {
         let (batch, target, any, changes) = self.take_pending();
         let db = self.db.clone();
         let tree = self.tree.clone();
-        let res = tokio::task::spawn_blocking(move || {
-            if any {
-                tree.apply_batch(batch)?;
-            }
-            db.flush()
-        })
-        .await;
+        let durable_up_to = self.durable_up_to.clone();
+        let feed = self.feed.clone();
+        let path = self.path.display().to_string();
         self.flushes.fetch_add(1, Ordering::Relaxed);
-        match res {
-            Ok(Ok(_)) => {
-                st.flushed = target;
-                self.durable_up_to.store(target, Ordering::SeqCst);
-                // Flushes are serialized by `st`, so changes go out in commit order.
-                for c in changes {
-                    let _ = self.feed.send(c);
+        // The flush runs to its end in a task of its own, holding the flush
+        // lock, even if whoever waits for it is dropped (a killed worker):
+        // a flush cut short would write without announcing, or leave the
+        // lock free while sled still writes.
+        let flush = tokio::spawn(async move {
+            let res = tokio::task::spawn_blocking(move || {
+                if any {
+                    tree.apply_batch(batch)?;
                 }
-                Ok(())
+                db.flush()
+            })
+            .await;
+            match res {
+                Ok(Ok(_)) => {
+                    st.flushed = target;
+                    durable_up_to.store(target, Ordering::SeqCst);
+                    // Flushes are serialized by `st`, so changes go out in commit order.
+                    for c in changes {
+                        let _ = feed.send(c);
+                    }
+                    Ok(())
+                }
+                Ok(Err(e)) => {
+                    let e = StoreError::from_sled(&path, e);
+                    st.failed = Some(e.to_string());
+                    Err(e)
+                }
+                Err(join) => {
+                    st.failed = Some(join.to_string());
+                    Err(StoreError::Io {
+                        path,
+                        detail: join.to_string(),
+                    })
+                }
             }
-            Ok(Err(e)) => {
-                let e = self.err(e);
-                st.failed = Some(e.to_string());
-                Err(e)
-            }
-            Err(join) => {
-                st.failed = Some(join.to_string());
-                Err(StoreError::Io {
-                    path: self.path.display().to_string(),
-                    detail: join.to_string(),
-                })
-            }
-        }
+        });
+        flush.await.map_err(|e| StoreError::Io {
+            path: self.path.display().to_string(),
+            detail: e.to_string(),
+        })?
     }
 
     fn check_not_lost(&self, ticket: u64) -> Result<(), StoreError> {
@@ -551,11 +564,15 @@ impl Store {
         Ok(())
     }
 
-    /// Simulates the process dying: what was committed but not yet flushed
-    /// is gone (its waiters get [`StoreError::LostInCrash`]), and `rebuild`
-    /// runs while no flush can happen, so it reads exactly what is on disk.
-    pub(crate) async fn crash<R>(&self, rebuild: impl FnOnce() -> R) -> R {
-        let mut st = self.flush.lock().await;
+    /// Holds off every flush (for a simulated crash, see [`Store::discard_pending`]).
+    pub(crate) async fn lock_flushes(&self) -> tokio::sync::OwnedMutexGuard<FlushState> {
+        self.flush.clone().lock_owned().await
+    }
+
+    /// Simulates the process dying, under the flush lock: what was
+    /// committed but not yet flushed is gone (its waiters get
+    /// [`StoreError::LostInCrash`]); sled then holds exactly what is on disk.
+    pub(crate) fn discard_pending(&self, st: &mut FlushState) {
         let (_, newest, _, _) = self.take_pending();
         if newest > st.flushed {
             let mut lost = self.lost.lock().unwrap_or_else(|e| e.into_inner());
@@ -566,9 +583,6 @@ impl Store {
             st.flushed = newest;
             self.durable_up_to.store(newest, Ordering::SeqCst);
         }
-        let r = rebuild();
-        drop(st);
-        r
     }
 
     /// Applies and flushes everything committed so far (blocking).
@@ -736,7 +750,9 @@ impl Drop for Store {
             let _ = std::fs::remove_dir_all(&self.path);
             return;
         }
-        if self.flush_blocking().is_err() {
+        // After a failed flush the store is left for the next open to check.
+        let failed = self.flush.try_lock().map_or(true, |st| st.failed.is_some());
+        if failed || self.flush_blocking().is_err() {
             return;
         }
         // Everything is on disk and nothing is dirty: sled writes nothing more

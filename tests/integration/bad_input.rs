@@ -294,14 +294,36 @@ fn a_damaged_store_is_never_made_worse_by_opening_it() {
             }
         });
         drop(rt); // a clean stop
+        let expected: Vec<_> = {
+            let archive = holdfast::engine::Archive::open(&data).unwrap();
+            (0..200)
+                .map(|i| archive.history(&format!("wf-{i}"), None).unwrap())
+                .collect()
+        };
         let db_path = data.join("db");
         let mut db = std::fs::read(&db_path).unwrap();
         damage(&mut db);
         std::fs::write(&db_path, &db).unwrap();
         let before = snapshot(&data);
         let rt = tokio::runtime::Runtime::new().unwrap();
-        let result = rt.block_on(async { Engine::open(EngineConfig::new(&data)).map(drop) });
-        let err = result.expect_err(what);
+        let opened = rt.block_on(async {
+            let engine = Engine::open(EngineConfig::new(&data))?;
+            let mut histories = Vec::new();
+            for i in 0..200 {
+                histories.push(engine.history(&format!("wf-{i}"), None).await.ok());
+            }
+            Ok::<_, StoreError>(histories)
+        });
+        let err = match opened {
+            // It opened: then nothing of what was there may be missing.
+            Ok(histories) => {
+                for (i, (h, want)) in histories.iter().zip(&expected).enumerate() {
+                    assert_eq!(h.as_ref(), Some(want), "{what}: wf-{i} was lost or changed");
+                }
+                continue;
+            }
+            Err(e) => e,
+        };
         let msg = err.to_string();
         assert!(matches!(err, StoreError::Damaged { .. }), "{what}: {err:?}");
         assert!(

@@ -217,7 +217,7 @@ fn finish_epoch(data: &std::path::Path, seed: u64, totals: &mut (usize, usize, u
         "final child failed: {}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let store = Archive::open(data).expect("store opens");
+    let store = Archive::open(data).unwrap_or_else(|e| panic!("store opens: {e}"));
     let by_ref = check_books(&store, "at the end");
     for (reference, m) in &by_ref {
         assert!(

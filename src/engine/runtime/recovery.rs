@@ -5,8 +5,11 @@ use std::sync::atomic::Ordering;
 
 use super::{Core, Engine, apply_effect};
 use crate::engine::error::StoreError;
+use crate::engine::feed::{Change, RunChange};
+use crate::engine::state::describe::describe_run;
 use crate::engine::state::{Effect, PendingActivityState, RunState, TimerKey};
 use crate::engine::store::RunIndex;
+use crate::engine::store::WriteBatch;
 
 /// What a recovery found.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -118,26 +121,46 @@ impl Engine {
     /// engine's lock here, once, so nothing can act on the old memory.
     pub async fn crash_and_recover(&self) -> Result<Recovery, StoreError> {
         let started = std::time::Instant::now();
-        let runs = self
-            .inner
-            .store
-            .crash(|| {
-                let running = self.load_running()?;
-                let mut core = self.lock();
-                core.runs.clear();
-                core.running_ids.clear();
-                core.run_tickets.clear();
-                core.timers.clear();
-                for q in core.workflow_queues.values_mut() {
-                    q.items.clear();
-                }
-                for q in core.activity_queues.values_mut() {
-                    q.items.clear();
-                }
-                Ok::<_, StoreError>(self.rebuild(&mut core, running))
-            })
-            .await?;
-        let generation = self.inner.generation.fetch_add(1, Ordering::SeqCst) + 1;
+        let store = &self.inner.store;
+        // Flushes held, then the engine's lock: no commit can be staged on
+        // the old memory between dropping what was not on disk and reading
+        // what is (the store is read under the engine's lock here, once).
+        let mut flushes = store.lock_flushes().await;
+        let (runs, generation) = {
+            let mut core = self.lock();
+            store.discard_pending(&mut flushes);
+            let running = self.load_running()?;
+            core.runs.clear();
+            core.running_ids.clear();
+            core.run_tickets.clear();
+            core.timers.clear();
+            for q in core.workflow_queues.values_mut() {
+                q.items.clear();
+            }
+            for q in core.activity_queues.values_mut() {
+                q.items.clear();
+            }
+            let runs = self.rebuild(&mut core, running);
+            let generation = self.inner.generation.fetch_add(1, Ordering::SeqCst) + 1;
+            (runs, generation)
+        };
+        drop(flushes);
+        // Screens hear of the rebuilt state: tasks taken by dead workers are
+        // scheduled again, starts that were lost are gone.
+        if store.has_subscribers() {
+            let runs = {
+                let core = self.lock();
+                core.runs
+                    .values()
+                    .map(|run| RunChange {
+                        description: describe_run(run),
+                        new_events: 0,
+                    })
+                    .collect()
+            };
+            let ticket = store.commit(WriteBatch::default(), Some(Change { commit: 0, runs }));
+            store.durable(ticket).await?;
+        }
         self.inner.timer_wake.notify_one();
         let recovery = Recovery {
             generation,

@@ -260,11 +260,22 @@ pub(super) fn open_guarded(path: &Path) -> Result<sled::Db, StoreError> {
                 }
                 // The log alone opens, and sled rewrote none of it: only
                 // the snapshot was damaged.
-                let opened = open_sled(path).map(drop).is_ok();
-                wait_for_unlock(path);
+                let opened = open_sled(path).map(drop).is_ok() && wait_for_unlock(path);
                 let log_alone = opened && backup.changed(path).map_err(io)?.is_none();
                 let kept = damaged(backup, detail.clone());
                 let _ = std::fs::remove_dir_all(&aside);
+                if log_alone && last == LastStop::Unclean {
+                    // A crash mid-snapshot left it unreadable; the log is
+                    // whole: the snapshot is rebuilt from it, as sled does.
+                    if let StoreError::Damaged { kept: dir, .. } = &kept {
+                        let _ = std::fs::remove_dir_all(dir);
+                    }
+                    for n in &snaps {
+                        let _ = std::fs::remove_file(path.join(n));
+                    }
+                    in_use()?;
+                    return open_sled(path);
+                }
                 if log_alone {
                     // Nothing of value is damaged: no copy to keep.
                     if let StoreError::Damaged { kept: dir, .. } = &kept {
@@ -284,21 +295,36 @@ pub(super) fn open_guarded(path: &Path) -> Result<sled::Db, StoreError> {
             Err(damaged(backup, detail))
         }
         Ok(db) if last == LastStop::ChangedWhileStopped => {
-            // Cleanly stopped, then changed: sled must find nothing to repair
-            // (a store merely touched opens again below).
-            let _ = db.flush();
-            drop(db);
-            wait_for_unlock(path);
-            match backup.changed(path).map_err(io)? {
-                None => {
+            // Cleanly stopped, then changed. sled may rewrite parts of its
+            // log as it opens an intact store, so bytes alone do not tell;
+            // what it kept must hold together: every run decodes, its
+            // history is all there, every index entry names a run.
+            match check_whole(&db) {
+                Ok(()) => {
                     backup.discard();
                     in_use()?;
-                    open_sled(path)
+                    Ok(db)
                 }
-                Some(what) => Err(damaged(
-                    backup,
-                    format!("its files changed while holdfast was stopped, and {what}"),
-                )),
+                Err(what) => {
+                    drop(db);
+                    if !wait_for_unlock(path) {
+                        return Err(io(std::io::Error::other(
+                            "the store is still held open; try again",
+                        )));
+                    }
+                    let changed = backup.changed(path).map_err(io)?.unwrap_or_default();
+                    Err(damaged(
+                        backup,
+                        format!(
+                            "its files changed while holdfast was stopped and {what}{}",
+                            if changed.is_empty() {
+                                String::new()
+                            } else {
+                                format!(" ({changed})")
+                            }
+                        ),
+                    ))
+                }
             }
         }
         Ok(db) => {
@@ -398,4 +424,53 @@ pub(crate) fn scratch_copy(data_dir: &Path) -> std::io::Result<PathBuf> {
         std::fs::copy(data_dir.join(&name), dir.join(&name))?;
     }
     Ok(dir)
+}
+
+/// Whether the engine's data in `db` holds together; what is wrong if not.
+fn check_whole(db: &sled::Db) -> Result<(), String> {
+    use super::{RunIndex, decode, event_key, run_key};
+    let tree = db.open_tree("engine").map_err(|e| e.to_string())?;
+    let mut runs = std::collections::HashSet::new();
+    for item in tree.range(run_key(0)..=run_key(u64::MAX)) {
+        let (k, v) = item.map_err(|e| e.to_string())?;
+        let seq = u64::from_be_bytes(k[2..10].try_into().unwrap_or([0; 8]));
+        let run: crate::engine::state::RunState =
+            decode(&v, &|| format!("run {seq}")).map_err(|e| e.to_string())?;
+        let events = tree
+            .range(event_key(seq, 1)..=event_key(seq, u64::MAX))
+            .count() as u64;
+        if events != run.history_length() {
+            return Err(format!(
+                "run {} has {events} of its {} history events",
+                run.workflow_id,
+                run.history_length()
+            ));
+        }
+        runs.insert(seq);
+    }
+    for index in [
+        RunIndex::Status(crate::engine::state::WorkflowExecutionStatus::Running),
+        RunIndex::Retrying,
+    ] {
+        for seq in index_seqs(&tree, &index)? {
+            if !runs.contains(&seq) {
+                return Err(format!("an index names run {seq}, which is gone"));
+            }
+        }
+    }
+    Ok(())
+}
+
+fn index_seqs(tree: &sled::Tree, index: &super::RunIndex) -> Result<Vec<u64>, String> {
+    let prefix = index.prefix();
+    let n = prefix.len();
+    tree.scan_prefix(&prefix)
+        .map(|item| {
+            let (k, _) = item.map_err(|e| e.to_string())?;
+            k.get(n..n + 8)
+                .and_then(|b| <[u8; 8]>::try_from(b).ok())
+                .map(u64::from_be_bytes)
+                .ok_or_else(|| "an index key is damaged".to_string())
+        })
+        .collect()
 }
