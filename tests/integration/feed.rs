@@ -253,3 +253,51 @@ async fn wait_until_wakes_on_the_change_it_waits_for() {
         PendingActivityState::Scheduled
     );
 }
+
+/// Resetting an older run while a newer one of the same id runs (here,
+/// resetting the same run twice) leaves one running run per workflow id:
+/// the current run is terminated in the same commit, as Temporal does.
+#[tokio::test(start_paused = true)]
+async fn a_reset_keeps_one_running_run_per_id() {
+    let (engine, _dir) = virtual_engine();
+    let first = common::start(&engine, "feed-4", "Transfer", "q", 250).await;
+    let wt = engine.poll_workflow_task("q", "w").await.unwrap();
+    let sleep = Command::StartTimer {
+        timer_id: "1".into(),
+        duration: Duration::from_secs(3600),
+    };
+    engine
+        .complete_workflow_task(&wt.token, "w", vec![sleep])
+        .await
+        .unwrap();
+    let second = engine
+        .reset("feed-4", Some(&first.run_id), 4, "one")
+        .await
+        .unwrap();
+    let third = engine
+        .reset("feed-4", Some(&first.run_id), 4, "two")
+        .await
+        .unwrap();
+    let running = engine
+        .list(
+            &holdfast::engine::ListFilter {
+                status: Some(WorkflowExecutionStatus::Running),
+                ..Default::default()
+            },
+            10,
+            None,
+        )
+        .await
+        .unwrap();
+    let ids: Vec<_> = running
+        .executions
+        .iter()
+        .map(|e| e.run_id.clone())
+        .collect();
+    assert_eq!(ids, [third.run_id.clone()], "one running run");
+    let d = engine
+        .describe("feed-4", Some(&second.run_id))
+        .await
+        .unwrap();
+    assert_eq!(d.info.status, WorkflowExecutionStatus::Terminated);
+}
