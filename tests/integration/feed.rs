@@ -294,7 +294,7 @@ async fn a_reset_keeps_one_running_run_per_id() {
         .iter()
         .map(|e| e.run_id.clone())
         .collect();
-    assert_eq!(ids, [third.run_id.clone()], "one running run");
+    assert_eq!(ids, std::slice::from_ref(&third.run_id), "one running run");
     let d = engine
         .describe("feed-4", Some(&second.run_id))
         .await
