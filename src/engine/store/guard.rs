@@ -8,12 +8,13 @@
 //! So a clean close leaves a fingerprint of the store's files (length,
 //! modification time, CRC). An open that finds the fingerprint intact opens
 //! directly. Any other open — after a crash, or a store changed while
-//! stopped — first copies the files aside, then lets sled open, then
-//! compares: a store changed while it was cleanly stopped must come out of
-//! sled's repair byte for byte as it went in; if sled failed, or changed it,
-//! the original bytes are put back, the copy is kept (named in the error),
-//! and the store is refused. After a crash sled's repair of the tail is
-//! accepted, and the copy removed.
+//! stopped — first copies the files aside, then lets sled open. A store
+//! changed while it was cleanly stopped must open, and what sled kept must
+//! hold together (every run decodes and has all its history, every index
+//! entry names a run; sled may rewrite parts of an intact log as it opens,
+//! so bytes alone do not tell); if not, the original bytes are put back,
+//! the copy is kept (named in the error), and the store is refused. After a
+//! crash sled's repair of the torn tail is accepted, and the copy removed.
 
 use std::io::Read;
 use std::path::{Path, PathBuf};
