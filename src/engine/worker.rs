@@ -411,11 +411,23 @@ impl WorkerHandle {
 /// work first, so a killed worker could still take one more task and hold
 /// it until its timeout: a dead process takes nothing).
 async fn until_killed<F: Future>(cancel: CancellationToken, work: F) -> Option<F::Output> {
-    tokio::select! {
-        biased;
-        _ = cancel.cancelled() => None,
-        out = work => Some(out),
-    }
+    let mut work = std::pin::pin!(work);
+    // Registered with the token only once the work waits (as tokio-util's
+    // own does): most tasks finish on their first poll.
+    let mut killed = std::pin::pin!(cancel.clone().cancelled_owned());
+    std::future::poll_fn(|cx| {
+        if cancel.is_cancelled() {
+            return std::task::Poll::Ready(None);
+        }
+        if let std::task::Poll::Ready(out) = work.as_mut().poll(cx) {
+            return std::task::Poll::Ready(Some(out));
+        }
+        if killed.as_mut().poll(cx).is_ready() {
+            return std::task::Poll::Ready(None);
+        }
+        std::task::Poll::Pending
+    })
+    .await
 }
 
 fn panic_message(panic: Box<dyn std::any::Any + Send>) -> String {
