@@ -401,4 +401,8 @@ async fn stuck_retrying_mid_retry_history_and_describe() {
     );
     assert_eq!(p.retry_policy.maximum_interval, Duration::from_secs(30));
     assert_eq!(p.start_to_close_timeout, Duration::from_secs(5));
+    // In backoff Temporal shows no lastStartedTime (the attempt record keeps it).
+    assert!(r.get("lastStartedTime").is_none());
+    assert_eq!(p.last_started_time_ms, None);
+    assert_eq!(p.attempts.len(), 4, "the timeline keeps every attempt");
 }

@@ -106,7 +106,10 @@ pub(crate) fn describe_run(run: &RunState) -> WorkflowDescription {
             scheduled_time_ms: a.scheduled_time_ms,
             expiration_time_ms: a.expiration_ms,
             last_failure: a.last_failure.clone(),
-            last_started_time_ms: a.last_started_time_ms,
+            // As Temporal shows it: only while an attempt runs, not in backoff.
+            last_started_time_ms: a
+                .last_started_time_ms
+                .filter(|_| a.state != PendingActivityState::Scheduled),
             last_worker_identity: a.last_worker_identity.clone(),
             current_retry_interval: a.current_retry_interval,
             last_attempt_complete_time_ms: a.last_attempt_complete_time_ms,
