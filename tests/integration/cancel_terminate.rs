@@ -118,6 +118,19 @@ async fn terminated_with_activity_retrying() {
             reason: "lab: stop stuck retries".into()
         }
     );
+    // As Temporal's describe of a terminated run: the activity is still
+    // listed (its attempt and last failure), with no next attempt.
+    let d = engine.describe("stuck-retrying", None).await.unwrap();
+    let p = d.pending_activities.first().expect("still listed");
+    assert_eq!(p.attempt, 4);
+    assert!(p.last_failure.is_some());
+    assert_eq!(p.next_attempt_schedule_time_ms, None);
+    let retrying = holdfast::engine::ListFilter {
+        retrying: true,
+        ..Default::default()
+    };
+    let listed = engine.list(&retrying, 10, None).await.unwrap();
+    assert!(listed.executions.is_empty(), "a closed run is not retrying");
     tokio::time::sleep(Duration::from_secs(2)).await;
     assert_eq!(
         w.stats()

@@ -93,6 +93,18 @@ impl RunState {
                 identity: identity.to_string(),
             },
         );
+        // Temporal's describe of a terminated run still lists what was
+        // pending (state, attempt, last failure), with nothing scheduled
+        // next: nothing will run again.
+        let pending = std::mem::take(&mut self.activities);
         self.close(tr, now, WorkflowExecutionStatus::Terminated, id);
+        self.activities = pending
+            .into_iter()
+            .map(|mut a| {
+                a.next_attempt_schedule_time_ms = None;
+                a.current_retry_interval = None;
+                a
+            })
+            .collect();
     }
 }

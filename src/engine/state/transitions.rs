@@ -410,7 +410,8 @@ fn cancel_requested() {
     assert!(b.run.is_running());
 }
 
-/// Terminate closes the run at once and leaves nothing pending.
+/// Terminate closes the run at once: nothing runs again (what was pending
+/// stays listed for describe, with no next attempt).
 #[test]
 fn terminated() {
     let mut b = RunBuilder::started();
@@ -418,7 +419,10 @@ fn terminated() {
     b.step(|r, tr, now| r.terminate(tr, now, "enough", "cli"));
     assert_eq!(b.types(), [EventType::WorkflowExecutionTerminated]);
     assert_eq!(b.run.status, WorkflowExecutionStatus::Terminated);
-    assert!(b.run.activities.is_empty() && b.run.workflow_task.is_none());
+    assert!(b.run.workflow_task.is_none());
+    // Still listed, as Temporal's describe shows it, with nothing next.
+    assert_eq!(b.run.activities.len(), 1);
+    assert_eq!(b.activity().next_attempt_schedule_time_ms, None);
     assert!(b.last.effects.contains(&Effect::Closed { seq: SEQ }));
     assert!(!b.run.has_activity_retrying());
 }
