@@ -362,20 +362,20 @@ pub async fn report(args: ReportArgs) -> CliResult {
             let draft = crate::text::printable(&draft);
             println!("--- draft ---\n{draft}\n-------------");
             println!("Keep it (k), or ask for an edit (e <more instructions>)?");
-            let Some(line) = read_line().await else {
-                println!("No answer; the workflow waits. Resume with: {resume}");
-                return Ok(());
-            };
-            let (decision, extra) = match line.split_once(' ') {
-                Some((d, rest)) => (d.to_string(), rest.trim().to_string()),
-                None => (line.clone(), String::new()),
-            };
-            let decision = match decision.to_ascii_lowercase().as_str() {
-                "k" | "keep" => UserDecision::Keep,
-                "e" | "edit" => UserDecision::Edit,
-                _ => {
-                    println!("Type k to keep, or e followed by instructions.");
-                    continue;
+            let (decision, extra) = loop {
+                let Some(line) = read_line().await else {
+                    println!("No answer; the workflow waits. Resume with: {resume}");
+                    return Ok(());
+                };
+                let (word, extra) = match line.split_once(' ') {
+                    Some((d, rest)) => (d.to_string(), rest.trim().to_string()),
+                    None => (line.clone(), String::new()),
+                };
+                match word.to_ascii_lowercase().as_str() {
+                    "k" | "keep" | "y" | "yes" => break (UserDecision::Keep, extra),
+                    "e" | "edit" => break (UserDecision::Edit, extra),
+                    // Asked again, without the whole draft again.
+                    _ => println!("Type k to keep, or e followed by instructions."),
                 }
             };
             research::decide(&engine, &id, decision, &extra).await?;
