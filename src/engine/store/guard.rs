@@ -170,9 +170,8 @@ impl Backup {
         Ok(None)
     }
 
-    /// Puts the original bytes back and keeps the copy under a name that
-    /// says what it is; returns where.
-    pub(crate) fn restore_and_keep(self, data_dir: &Path) -> std::io::Result<PathBuf> {
+    /// Puts the original files back, and removes any sled wrote since.
+    fn put_back(&self, data_dir: &Path) -> std::io::Result<()> {
         for name in &self.files {
             std::fs::copy(self.dir.join(name), data_dir.join(name))?;
         }
@@ -181,6 +180,20 @@ impl Backup {
                 std::fs::remove_file(data_dir.join(name))?;
             }
         }
+        Ok(())
+    }
+
+    /// Puts the original files back; the copy goes.
+    pub(crate) fn restore(self, data_dir: &Path) -> std::io::Result<()> {
+        self.put_back(data_dir)?;
+        self.discard();
+        Ok(())
+    }
+
+    /// Puts the original bytes back and keeps the copy under a name that
+    /// says what it is; returns where.
+    pub(crate) fn restore_and_keep(self, data_dir: &Path) -> std::io::Result<PathBuf> {
+        self.put_back(data_dir)?;
         let stamp = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| d.as_secs());
@@ -261,27 +274,21 @@ pub(super) fn open_guarded(path: &Path) -> Result<sled::Db, StoreError> {
                 }
                 // The log alone opens, and sled rewrote none of it: only
                 // the snapshot was damaged.
-                let opened = open_sled(path).map(drop).is_ok() && wait_for_unlock(path);
-                let log_alone = opened && backup.changed(path).map_err(io)?.is_none();
-                let kept = damaged(backup, detail.clone());
+                let log_alone = open_sled(path).map(drop).is_ok()
+                    && wait_for_unlock(path)
+                    && backup.changed(path).map_err(io)?.is_none();
                 let _ = std::fs::remove_dir_all(&aside);
                 if log_alone && last == LastStop::Unclean {
                     // A crash mid-snapshot left it unreadable; the log is
-                    // whole: the snapshot is rebuilt from it, as sled does.
-                    if let StoreError::Damaged { kept: dir, .. } = &kept {
-                        let _ = std::fs::remove_dir_all(dir);
-                    }
-                    for n in &snaps {
-                        let _ = std::fs::remove_file(path.join(n));
-                    }
+                    // whole: sled rebuilt the snapshot from it.
+                    backup.discard();
                     in_use()?;
                     return open_sled(path);
                 }
                 if log_alone {
-                    // Nothing of value is damaged: no copy to keep.
-                    if let StoreError::Damaged { kept: dir, .. } = &kept {
-                        let _ = std::fs::remove_dir_all(dir);
-                    }
+                    // Nothing of value is damaged: put it back as it was,
+                    // keep no copy, and say what to remove.
+                    backup.restore(path).map_err(io)?;
                     let files: Vec<String> = snaps
                         .iter()
                         .map(|n| path.join(n).display().to_string())
@@ -291,7 +298,6 @@ pub(super) fn open_guarded(path: &Path) -> Result<sled::Db, StoreError> {
                         files: files.join(", "),
                     });
                 }
-                return Err(kept);
             }
             Err(damaged(backup, detail))
         }
