@@ -65,10 +65,6 @@ impl Fault {
         }
     }
 
-    pub fn from_name(name: &str) -> Option<Fault> {
-        Fault::ALL.into_iter().find(|f| f.name() == name)
-    }
-
     fn index(self) -> usize {
         self as usize
     }

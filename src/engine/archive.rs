@@ -6,7 +6,6 @@ use std::path::Path;
 
 use super::error::{EngineError, StoreError};
 use super::history::{EventType, HistoryEvent};
-use super::read_model::{ListFilter, ListPage, PageToken};
 use super::state::RunState;
 use super::state::describe::{WorkflowDescription, describe_run};
 use super::store::Store;
@@ -29,16 +28,6 @@ impl Archive {
         };
         let seq = self.store.run_seq_of(workflow_id)?.ok_or_else(not_found)?;
         self.store.run(seq)?.ok_or_else(not_found)
-    }
-
-    /// Runs, newest first (as [`super::Engine::list`]).
-    pub fn list(
-        &self,
-        filter: &ListFilter,
-        page_size: usize,
-        page_token: Option<&PageToken>,
-    ) -> Result<ListPage, EngineError> {
-        super::read_model::list_store(&self.store, filter, page_size, page_token)
     }
 
     /// Every run of every workflow, newest first.

@@ -101,9 +101,4 @@ impl Engine {
             elapsed: t.elapsed(),
         })
     }
-
-    /// Commits that wrote to the store since the engine opened.
-    pub fn commit_count(&self) -> u64 {
-        self.inner.store.write_count()
-    }
 }

@@ -85,7 +85,6 @@ pub(crate) struct Inner {
     pub(crate) timer_wake: Arc<Notify>,
     pub(crate) catalog: RwLock<BTreeMap<String, InputValidator>>,
     pub(crate) next_request: AtomicU64,
-    pub(crate) transitions: AtomicU64,
     pub(crate) limits: HistoryLimits,
     pub(crate) generation: std::sync::atomic::AtomicU32,
     recovery: Mutex<Option<Recovery>>,
@@ -112,10 +111,6 @@ impl Engine {
         let opening = std::time::Instant::now();
         let store = Store::open(&config.data_dir)?;
         Engine::on_store_timed(store, config, opening)
-    }
-
-    fn on_store(store: Arc<Store>, config: EngineConfig) -> Result<Engine, StoreError> {
-        Engine::on_store_timed(store, config, std::time::Instant::now())
     }
 
     fn on_store_timed(
@@ -146,7 +141,6 @@ impl Engine {
             timer_wake: Arc::new(Notify::new()),
             catalog: RwLock::new(BTreeMap::new()),
             next_request: AtomicU64::new(1),
-            transitions: AtomicU64::new(0),
             limits: config.history_limits,
             generation: std::sync::atomic::AtomicU32::new(0),
             recovery: Mutex::new(None),
@@ -170,20 +164,19 @@ impl Engine {
     /// looks like lost data.
     pub fn open_existing(config: EngineConfig) -> Result<Engine, StoreError> {
         let dir = &config.data_dir;
-        if dir.exists() && !dir.is_dir() {
-            return Err(StoreError::NotADataDir {
-                path: dir.display().to_string(),
-                detail: "it is a file, not a directory".into(),
-            });
-        }
-        if !(dir.join("conf").is_file() && dir.join("db").is_file()) {
+        // A file where the directory should be is `Store::open`'s to name.
+        let no_store = !(dir.join("conf").is_file() && dir.join("db").is_file());
+        if no_store && !dir.is_file() {
             return Err(StoreError::NoData {
                 path: dir.display().to_string(),
             });
         }
         match Engine::open(config.clone()) {
             // A read-only mount or archive: read a private copy of it.
-            Err(StoreError::ReadOnly { .. }) => Engine::on_store(Store::open_copy_of(dir)?, config),
+            Err(StoreError::ReadOnly { .. }) => {
+                let opening = std::time::Instant::now();
+                Engine::on_store_timed(Store::open_copy_of(dir)?, config, opening)
+            }
             other => other,
         }
     }
@@ -230,15 +223,9 @@ impl Engine {
         self.inner.store.app_tree(name)
     }
 
-    /// Whether this is the last handle on the engine (workers, pollers and
-    /// clients hold others). Dropping the last one closes the store.
-    pub fn is_last_handle(&self) -> bool {
-        Arc::strong_count(&self.inner) == 1
-    }
-
-    /// Committed transitions since open.
-    pub fn transition_count(&self) -> u64 {
-        self.inner.transitions.load(Ordering::Relaxed)
+    /// Commits that wrote to the store since the engine opened.
+    pub fn commit_count(&self) -> u64 {
+        self.inner.store.write_count()
     }
 
     /// Makes a workflow type known, with a check of its input. Starts of

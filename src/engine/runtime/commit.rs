@@ -3,8 +3,6 @@
 //! (no sled read there), then made durable, then its effects run; its one
 //! [`Change`] goes out with the flush that made it durable.
 
-use std::sync::atomic::Ordering;
-
 use super::{Core, Engine, apply_effect};
 use crate::engine::error::{EngineError, StoreError};
 use crate::engine::feed::{Change, RunChange};
@@ -110,7 +108,6 @@ impl Engine {
                 }
                 run.state_transition_count += 1;
                 batch.put_run(core.runs.get(&run.seq), &run)?;
-                self.inner.transitions.fetch_add(1, Ordering::Relaxed);
             }
             if announce {
                 runs.push(RunChange {
