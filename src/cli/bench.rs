@@ -261,36 +261,31 @@ async fn read_model(args: BenchArgs) -> Result<(), Box<dyn std::error::Error>> {
     drop(engine);
 
     let ms = |t: Instant| t.elapsed().as_secs_f64() * 1e3;
-    let t = Instant::now();
-    let engine = Engine::reopen(EngineConfig::new(&dir).clock(Clock::system())).await?;
-    let total = ms(t);
-    let r = engine.last_recovery().ok_or("no recovery recorded")?;
-    let (sled, rebuild) = (
-        r.store_open.as_secs_f64() * 1e3,
-        r.elapsed.as_secs_f64() * 1e3,
-    );
-    println!(
-        "open     {:>8.2} ms  (sled {sled:.2} ms, then holdfast's recovery of {} running runs {rebuild:.2} ms; {:.0} ms more waiting for the closed store's lock)",
-        sled + rebuild,
-        r.runs,
-        total - sled - rebuild
-    );
+    // Opens the store and says where the time went.
+    let open = |label: &'static str| {
+        let dir = dir.clone();
+        async move {
+            let t = Instant::now();
+            let engine = Engine::reopen(EngineConfig::new(&dir).clock(Clock::system())).await?;
+            let total = ms(t);
+            let r = engine.last_recovery().ok_or("no recovery recorded")?;
+            let (sled, rebuild) = (
+                r.store_open.as_secs_f64() * 1e3,
+                r.elapsed.as_secs_f64() * 1e3,
+            );
+            println!(
+                "{label:<8} {:>8.2} ms  (sled {sled:.2} ms, then holdfast's recovery of {} running runs {rebuild:.2} ms; {:.0} ms more waiting for the closed store's lock)",
+                sled + rebuild,
+                r.runs,
+                total - sled - rebuild
+            );
+            Ok::<_, Box<dyn std::error::Error>>(engine)
+        }
+    };
+    drop(open("open").await?);
     // sled replays its log since its last snapshot, and writes a snapshot
     // when it opens: the next open pays only for what was written since.
-    drop(engine);
-    let t = Instant::now();
-    let engine = Engine::reopen(EngineConfig::new(&dir).clock(Clock::system())).await?;
-    let total = ms(t);
-    let r = engine.last_recovery().ok_or("no recovery recorded")?;
-    let (sled, rebuild) = (
-        r.store_open.as_secs_f64() * 1e3,
-        r.elapsed.as_secs_f64() * 1e3,
-    );
-    println!(
-        "reopen   {:>8.2} ms  (sled {sled:.2} ms from its fresh snapshot, recovery {rebuild:.2} ms; {:.0} ms more waiting for the lock)",
-        sled + rebuild,
-        total - sled - rebuild
-    );
+    let engine = open("reopen").await?;
     let timed = |name: &'static str, filter: ListFilter| {
         let engine = engine.clone();
         async move {

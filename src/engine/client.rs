@@ -545,37 +545,21 @@ impl Engine {
                 }
             }
             run.schedule_workflow_task(&mut tr, now);
+            // The reset run, if it still runs, and the id's current run, if
+            // another one runs (a newer run after a continue-as-new, or an
+            // earlier reset), are terminated in the same commit, as Temporal
+            // does: one running run per workflow id.
+            let current = core.running_ids.get(workflow_id).copied();
+            let mut to_end: Vec<u64> = current.into_iter().filter(|&c| c != seq).collect();
+            to_end.push(seq);
             let mut updates = Vec::new();
-            // The id's current run, if another one runs (a newer run after a
-            // continue-as-new, or an earlier reset), is terminated too, as
-            // Temporal does: one running run per workflow id.
-            if let Some(current) = core
-                .running_ids
-                .get(workflow_id)
-                .copied()
-                .filter(|&c| c != seq)
-                .and_then(|c| core.runs.get(&c).cloned())
-            {
-                let mut current = current;
-                let mut current_tr = Transition::default();
-                current.terminate(
-                    &mut current_tr,
-                    now,
-                    &format!("root: {reason}"),
-                    "history-resetter",
-                );
-                updates.push((current, current_tr));
-            }
-            // A running old run is terminated in the same commit.
-            if let Some(mut old) = core.runs.get(&seq).cloned() {
-                let mut old_tr = Transition::default();
-                old.terminate(
-                    &mut old_tr,
-                    now,
-                    &format!("root: {reason}"),
-                    "history-resetter",
-                );
-                updates.push((old, old_tr));
+            for ending in to_end {
+                if let Some(mut old) = core.runs.get(&ending).cloned() {
+                    let mut old_tr = Transition::default();
+                    let why = format!("root: {reason}");
+                    old.terminate(&mut old_tr, now, &why, "history-resetter");
+                    updates.push((old, old_tr));
+                }
             }
             let handle = RunHandle {
                 workflow_id: workflow_id.to_string(),
