@@ -20,6 +20,8 @@ const LAZY_FLUSH_DELAY: std::time::Duration = std::time::Duration::from_millis(5
 pub(crate) struct Staged {
     pub(crate) ticket: u64,
     pub(crate) effects: Vec<Effect>,
+    /// Whether a change waits to be announced (somebody listens).
+    announces: bool,
 }
 
 impl Engine {
@@ -139,7 +141,11 @@ impl Engine {
                 core.run_tickets.remove(&seq);
             }
         }
-        Ok(Staged { ticket, effects })
+        Ok(Staged {
+            ticket,
+            effects,
+            announces: announce,
+        })
     }
 
     /// Waits until a staged commit is durable, then runs its effects. Its
@@ -158,11 +164,15 @@ impl Engine {
     /// Settles a commit that a crash may take back without harm — a task's
     /// or an attempt's start, a heartbeat: lost, the work simply runs
     /// again. Its effects (deadline timers) run now, and nobody waits for
-    /// the flush; it shares the next one, or one made shortly after, which
-    /// announces its change.
+    /// the flush; it shares the next one. If somebody listens, a flush is
+    /// made shortly after anyway, so its change is announced while the
+    /// work runs.
     pub(crate) fn settle_lazily(&self, core: &mut Core, staged: Staged) {
         for e in staged.effects {
             apply_effect(core, e, &self.inner.timer_wake);
+        }
+        if !staged.announces {
+            return;
         }
         let store = self.inner.store.clone();
         tokio::spawn(async move {
