@@ -45,8 +45,8 @@ pub use read_model::{
 };
 pub use runtime::{Engine, EngineConfig, InputValidator, Recovery};
 pub use state::{
-    ActivityOptions, AttemptOutcome, AttemptRecord, Command, MAX_ATTEMPT_RECORDS,
-    PendingActivityState, WorkflowExecutionStatus,
+    ActivityCancellationType, ActivityOptions, AttemptOutcome, AttemptRecord, Command,
+    MAX_ATTEMPT_RECORDS, PendingActivityState, WorkflowExecutionStatus,
 };
 pub use task_queues::{PollerInfo, TaskQueueDescription, TaskQueueKind};
 pub use worker::workflow::{
@@ -54,7 +54,8 @@ pub use worker::workflow::{
     WaitCondition, WfContext, WorkflowError, WorkflowInfo, activity_options,
 };
 pub use worker::{
-    ActivityContext, ApplicationError, Worker, WorkerHandle, WorkerOptions, WorkerStats,
+    ActivityContext, ApplicationError, CANCELED_ERROR_TYPE, Worker, WorkerHandle, WorkerOptions,
+    WorkerStats,
 };
 pub use worker_api::{
     ActivityTask, ActivityTaskToken, QueryPollerGuard, QueryTask, WorkflowTask, WorkflowTaskToken,

@@ -410,7 +410,7 @@ pub async fn generate_report(
         set_status("waiting for your decision: keep, or edit with more instructions");
         // Like the tutorial's wait_condition on a field the signal sets:
         // the newest decision wins, and WAIT keeps waiting.
-        let mut decision = decisions.recv().await;
+        let mut decision = decisions.recv().await?;
         loop {
             while let Some(newer) = decisions.try_recv() {
                 decision = newer;
@@ -418,7 +418,7 @@ pub async fn generate_report(
             if decision.decision != UserDecision::Wait {
                 break;
             }
-            decision = decisions.recv().await;
+            decision = decisions.recv().await?;
         }
         match decision.decision {
             UserDecision::Keep => break research,

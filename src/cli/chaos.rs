@@ -59,7 +59,7 @@ pub async fn run_child(args: ChaosArgs) -> Result<(), Box<dyn std::error::Error>
         // A durable timer between the steps: kills land while it is pending too.
         ctx.sleep(Duration::from_millis(30)).await?;
         // And a signal, sent by the client (possibly before a crash).
-        ctx.signal_channel::<u64>("go").recv().await;
+        ctx.signal_channel::<u64>("go").recv().await?;
         let b: u64 = ctx.activity("deposit", &n, opts).await?;
         Ok::<_, WorkflowError>(a + b)
     });

@@ -19,7 +19,15 @@ pub use retry::{RetryPolicy, RetryPolicyError};
 #[derive(Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
 pub struct Payload(pub String);
 
+/// The details of an activity canceled while no attempt ran (Temporal's words).
+pub const ACTIVITY_ID_NOT_STARTED: &str = "ACTIVITY_ID_NOT_STARTED";
+
 impl Payload {
+    /// A JSON string payload.
+    pub fn string(s: &str) -> Self {
+        Payload(serde_json::Value::String(s.to_string()).to_string())
+    }
+
     /// Encodes any serializable value as a JSON payload.
     pub fn from_value<T: Serialize + ?Sized>(value: &T) -> Result<Self, serde_json::Error> {
         serde_json::to_string(value).map(Payload)
@@ -189,7 +197,12 @@ pub enum EventAttributes {
         first_workflow_task_backoff: Duration,
     },
     WorkflowTaskScheduled {
+        /// The run's (normal) task queue.
         task_queue: String,
+        /// Set when the task went to the sticky queue of the worker that
+        /// has the run cached (Temporal's kind STICKY; `task_queue` is then
+        /// its normalName).
+        sticky_queue: Option<String>,
         start_to_close_timeout: Duration,
         attempt: u32,
     },
@@ -299,7 +312,12 @@ pub enum EventAttributes {
         workflow_task_completed_event_id: u64,
     },
     ActivityTaskCanceled {
+        /// What the activity reported as it stopped, or
+        /// `"ACTIVITY_ID_NOT_STARTED"` when it was canceled between attempts.
+        details: Option<Payload>,
+        latest_cancel_requested_event_id: u64,
         scheduled_event_id: u64,
+        /// Zero when no attempt was running.
         started_event_id: u64,
         identity: String,
     },
@@ -457,7 +475,14 @@ impl EventAttributes {
                 input,
                 ..
             } => format!("{workflow_type} input={input}"),
-            EventAttributes::WorkflowTaskScheduled { attempt, .. } => format!("attempt={attempt}"),
+            EventAttributes::WorkflowTaskScheduled {
+                attempt,
+                sticky_queue,
+                ..
+            } => match sticky_queue {
+                Some(q) => format!("attempt={attempt} sticky={q}"),
+                None => format!("attempt={attempt}"),
+            },
             EventAttributes::WorkflowTaskStarted { identity, .. } => format!("identity={identity}"),
             EventAttributes::WorkflowTaskCompleted { identity, .. } => {
                 format!("identity={identity}")
@@ -530,10 +555,15 @@ impl EventAttributes {
             } => format!("newRun={new_execution_run_id} input={input}"),
             EventAttributes::ActivityTaskCancelRequested {
                 scheduled_event_id, ..
-            }
-            | EventAttributes::ActivityTaskCanceled {
-                scheduled_event_id, ..
             } => format!("scheduledEventId={scheduled_event_id}"),
+            EventAttributes::ActivityTaskCanceled {
+                scheduled_event_id,
+                details,
+                ..
+            } => match details {
+                Some(d) => format!("scheduledEventId={scheduled_event_id} details={d}"),
+                None => format!("scheduledEventId={scheduled_event_id}"),
+            },
         }
     }
 }

@@ -29,10 +29,10 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use super::history::{EventAttributes, HistoryEvent, Payload};
+use super::history::{EventAttributes, EventType, HistoryEvent, Payload};
 
 pub use activity::{ActivityState, AttemptOutcome, AttemptRecord, MAX_ATTEMPT_RECORDS};
-pub use commands::{ActivityOptions, ActivityTimeouts, Command};
+pub use commands::{ActivityCancellationType, ActivityOptions, ActivityTimeouts, Command};
 pub use status::{PendingActivityState, WorkflowExecutionStatus};
 pub use workflow_task::WorkflowTaskState;
 
@@ -208,8 +208,15 @@ impl RunState {
         mut attributes: EventAttributes,
     ) -> u64 {
         let event_id = self.next_event_id;
-        // An activity's close event always directly follows its Started event.
-        set_started_event_id(&mut attributes, event_id - 1);
+        // An activity's close event directly follows its Started event, if
+        // an attempt started (one canceled between attempts has none).
+        if let Some(prev) = tr.events.last()
+            && prev.event_type() == EventType::ActivityTaskStarted
+            && prev.attributes.activity_scheduled_event_id()
+                == attributes.activity_scheduled_event_id()
+        {
+            set_started_event_id(&mut attributes, prev.event_id);
+        }
         self.next_event_id += 1;
         self.history_size_bytes += approx_size(&attributes);
         tr.events.push(HistoryEvent {
@@ -241,6 +248,14 @@ impl RunState {
                 self.append(tr, t, e);
             }
             self.schedule_workflow_task(tr, now);
+        }
+    }
+
+    /// Appends what this workflow task's own commands buffered (an activity
+    /// canceled at once) before the command that closes the run.
+    fn append_buffered(&mut self, tr: &mut Transition) {
+        for (t, e) in std::mem::take(&mut self.buffered) {
+            self.append(tr, t, e);
         }
     }
 
@@ -288,7 +303,7 @@ fn set_started_event_id(e: &mut EventAttributes, id: u64) {
         } => *started_event_id = id,
         EventAttributes::ActivityTaskCanceled {
             started_event_id, ..
-        } if *started_event_id == 0 => *started_event_id = id,
+        } => *started_event_id = id,
         _ => {}
     }
 }

@@ -43,7 +43,7 @@ use super::state::{RunState, WorkflowExecutionStatus};
 
 /// Bumped when the stored layout changes incompatibly (2: indexes, attempt
 /// records, the first run of a chain in the run's state).
-pub(crate) const FORMAT_VERSION: u32 = 2;
+pub(crate) const FORMAT_VERSION: u32 = 3;
 const ENVELOPE_VERSION: u8 = 1;
 const FORMAT_KEY: &[u8] = b"m/format_version";
 const CLOCK_KEY: &[u8] = b"m/clock";

@@ -5,6 +5,7 @@
 //! activity's implementation while the worker runs (the hot fix).
 
 mod errors;
+mod instance;
 pub(crate) mod workflow;
 
 use std::collections::{BTreeMap, HashMap};
@@ -29,6 +30,9 @@ use super::worker_api::{ActivityTask, WorkflowTask};
 use workflow::{
     ActivationError, WfContext, WorkflowError, WorkflowFuture, WorkflowInfo, WorkflowInstance,
 };
+
+/// The error type of [`ApplicationError::canceled`].
+pub const CANCELED_ERROR_TYPE: &str = "CanceledError";
 
 /// An error an activity returns: Temporal's ApplicationError.
 #[derive(Clone, Debug, PartialEq)]
@@ -59,6 +63,18 @@ impl ApplicationError {
             non_retryable: true,
             ..Self::retryable(error_type, message)
         }
+    }
+
+    /// What an activity returns when it stops because its cancellation was
+    /// requested (its heartbeat says so): the attempt closes as
+    /// ActivityTaskCanceled, with the details attached, if any.
+    pub fn canceled(message: impl Into<String>) -> Self {
+        Self::non_retryable(CANCELED_ERROR_TYPE, message)
+    }
+
+    /// Whether this is the activity's answer to a cancel request.
+    pub fn is_cancellation(&self) -> bool {
+        self.error_type == CANCELED_ERROR_TYPE
     }
 
     pub fn with_details(mut self, details: &impl Serialize) -> Self {
@@ -125,7 +141,7 @@ impl ActivityContext {
             .record_activity_heartbeat(&self.token, p)
             .map_err(|e| match e {
                 super::error::EngineError::ActivityCancelRequested => {
-                    ApplicationError::non_retryable("CanceledError", e.to_string())
+                    ApplicationError::canceled(e.to_string())
                 }
                 e => ApplicationError::retryable("HeartbeatRejected", e.to_string()),
             })
@@ -723,6 +739,17 @@ impl WorkerShared {
                     .fetch_add(1, Ordering::Relaxed);
                 self.engine
                     .complete_activity_task(&task.token, identity, result)
+                    .await
+            }
+            Err(e) if e.is_cancellation() => {
+                tracing::info!(
+                    workflow_id = %task.workflow_id,
+                    activity = %task.activity_type,
+                    attempt = task.attempt,
+                    "activity canceled"
+                );
+                self.engine
+                    .cancel_activity_task(&task.token, identity, e.details)
                     .await
             }
             Err(e) => {

@@ -419,7 +419,7 @@ impl Engine {
             let a = &mut run.activities[idx];
             a.heartbeat_details = Some(details);
             a.last_heartbeat_time_ms = Some(now);
-            let cancel = a.cancel_requested;
+            let cancel = a.cancel_requested_event_id.is_some();
             let staged = self.stage(&mut core, vec![(run, Transition::default())], now)?;
             self.settle_lazily(&mut core, staged);
             cancel
@@ -453,6 +453,22 @@ impl Engine {
         self.transact(token.seq, |run, tr, now| {
             let idx = Self::activity_attempt_index(run, token)?;
             run.complete_activity(tr, now, idx, identity, result);
+            Ok(())
+        })
+        .await
+    }
+
+    /// Records that an activity attempt stopped on a cancel request it
+    /// learned of by heartbeat (Temporal's RespondActivityTaskCanceled).
+    pub async fn cancel_activity_task(
+        &self,
+        token: &ActivityTaskToken,
+        identity: &str,
+        details: Option<Payload>,
+    ) -> Result<(), EngineError> {
+        self.transact(token.seq, |run, tr, now| {
+            let idx = Self::activity_attempt_index(run, token)?;
+            run.cancel_activity_attempt(tr, now, idx, details, identity);
             Ok(())
         })
         .await

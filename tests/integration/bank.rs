@@ -5,6 +5,7 @@
 
 use crate::common;
 
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use common::{signature_of, signature_of_reference, virtual_engine};
@@ -407,4 +408,120 @@ async fn a_refunded_reference_never_moves_money_again() {
         Err(BankError::NothingToRefund { .. })
     ));
     assert_eq!(total(&bank), before);
+}
+
+/// Cancel while the deposit waits for its next attempt (unlimited attempts,
+/// attempt 3 failed), as captured on Temporal: the workflow task that
+/// delivers the request cancels the deposit (TRY_CANCEL) and schedules the
+/// refund; ActivityTaskCanceled follows the refund's Scheduled event with
+/// `ACTIVITY_ID_NOT_STARTED`; no deposit attempt runs after the request;
+/// the run closes Canceled and the money is back.
+#[tokio::test(start_paused = true)]
+async fn cancel_while_the_deposit_retries_refunds_and_closes_canceled() {
+    let (engine, _dir) = virtual_engine();
+    let bank = Bank::open(&engine).unwrap();
+    let w = worker(&engine, &bank, DepositCode::Buggy, "buggy");
+    let details = PaymentDetails::tutorial().with_maximum_attempts(0);
+    let id = "pay-invoice-701";
+    bank::start_transfer(&engine, id, &details).await.unwrap();
+    until_deposit_failed(&engine, id, 3).await;
+    let started_before = w.stats().activities_started.load(Ordering::Relaxed);
+    engine.cancel(id, None, "temporal-cli").await.unwrap();
+    let out = engine.result(id, None).await.unwrap();
+    assert_eq!(out, WorkflowOutcome::Canceled);
+    let started_after = w.stats().activities_started.load(Ordering::Relaxed);
+    assert_eq!(started_after - started_before, 1, "only the refund ran");
+    let h = engine.history(id, None).await.unwrap();
+    assert_eq!(
+        signature_of(&h),
+        signature_of_reference("money-transfer-cancel-in-backoff")
+    );
+    let at = |ty: EventType| h.iter().position(|e| e.event_type() == ty).unwrap();
+    let requested = at(EventType::ActivityTaskCancelRequested);
+    assert_eq!(
+        h[requested + 1].event_type(),
+        EventType::ActivityTaskScheduled
+    );
+    let EventAttributes::ActivityTaskScheduled { activity_type, .. } = &h[requested + 1].attributes
+    else {
+        unreachable!()
+    };
+    assert_eq!(activity_type, "refund");
+    let EventAttributes::ActivityTaskCanceled {
+        details,
+        latest_cancel_requested_event_id,
+        scheduled_event_id,
+        started_event_id,
+        identity,
+    } = &h[requested + 2].attributes
+    else {
+        panic!("expected ActivityTaskCanceled, got {:?}", h[requested + 2])
+    };
+    assert_eq!(
+        details.as_ref().and_then(|d| d.to_value::<String>().ok()),
+        Some("ACTIVITY_ID_NOT_STARTED".to_string())
+    );
+    assert_eq!(*latest_cancel_requested_event_id, h[requested].event_id);
+    assert_eq!(*started_event_id, 0);
+    assert_eq!(identity, "buggy");
+    let deposit = h
+        .iter()
+        .find(|e| {
+            matches!(&e.attributes, EventAttributes::ActivityTaskScheduled { activity_type, .. } if activity_type == "deposit")
+        })
+        .unwrap();
+    assert_eq!(*scheduled_event_id, deposit.event_id);
+    assert_eq!(
+        h.last().unwrap().event_type(),
+        EventType::WorkflowExecutionCanceled
+    );
+    // Closed as soon as the refund ran: the deposit's backoff was not waited out.
+    let cancel_at = h[at(EventType::WorkflowExecutionCancelRequested)].event_time_ms;
+    assert!(h.last().unwrap().event_time_ms - cancel_at < 1_000);
+    assert_eq!(balance(&bank, "85-150"), 2000);
+    assert_eq!(balance(&bank, "43-812"), 0);
+    assert_eq!(total(&bank), seeded_total());
+}
+
+/// Terminate while the deposit waits for its next attempt, as captured on
+/// Temporal: one WorkflowExecutionTerminated and nothing for the deposit;
+/// describe still lists it (attempt 4, scheduled, its last failure) but no
+/// next attempt; nothing runs after; the withdrawn money stays withdrawn
+/// (terminate runs no workflow code: no refund — cancel is the way that refunds).
+#[tokio::test(start_paused = true)]
+async fn terminate_while_the_deposit_retries_stops_everything_at_once() {
+    let (engine, _dir) = virtual_engine();
+    let bank = Bank::open(&engine).unwrap();
+    let w = worker(&engine, &bank, DepositCode::Buggy, "buggy");
+    let details = PaymentDetails::tutorial().with_maximum_attempts(0);
+    let id = "pay-invoice-701";
+    bank::start_transfer(&engine, id, &details).await.unwrap();
+    until_deposit_failed(&engine, id, 3).await;
+    engine
+        .terminate(id, None, "stuck retrying", "temporal-cli")
+        .await
+        .unwrap();
+    let started = w.stats().activities_started.load(Ordering::Relaxed);
+    tokio::time::sleep(Duration::from_secs(30)).await;
+    assert_eq!(
+        w.stats().activities_started.load(Ordering::Relaxed),
+        started
+    );
+    let h = engine.history(id, None).await.unwrap();
+    assert_eq!(
+        signature_of(&h),
+        signature_of_reference("money-transfer-terminate-in-backoff")
+    );
+    let d = engine.describe(id, None).await.unwrap();
+    assert_eq!(d.info.status, WorkflowExecutionStatus::Terminated);
+    let a = &d.pending_activities[0];
+    assert_eq!((a.activity_type.as_str(), a.attempt), ("deposit", 4));
+    assert_eq!(a.state, PendingActivityState::Scheduled);
+    assert_eq!(
+        a.last_failure.as_ref().map(|f| f.message.as_str()),
+        Some("This deposit has failed.")
+    );
+    assert_eq!(a.next_attempt_schedule_time_ms, None);
+    assert_eq!(a.last_started_time_ms, None);
+    assert_eq!(balance(&bank, "85-150"), 1750);
 }

@@ -193,7 +193,9 @@ fn v1_activity_then_signal(
     v1.register_workflow("NdWf", move |ctx: WfContext, _: ()| async move {
         let o = activity_options().start_to_close(Duration::from_secs(5));
         let _: String = ctx.activity("step", &"a", o).await?;
-        ctx.signal_channel::<serde_json::Value>(signal).recv().await;
+        ctx.signal_channel::<serde_json::Value>(signal)
+            .recv()
+            .await?;
         Ok::<_, WorkflowError>("v1 done".to_string())
     });
     v1.register_activity("step", |_: ActivityContext, s: String| async move {
@@ -507,4 +509,34 @@ async fn reset_first_workflow_task_new_run() {
             reason: "root: lab: reset after nondeterminism".into()
         }
     );
+}
+
+/// A run waiting for a signal (a report waiting for approval) is canceled
+/// by a cancel request, as a Temporal SDK's wait raises a cancellation; a
+/// wait begun after the request (cleanup) is not canceled again.
+#[tokio::test(start_paused = true)]
+async fn cancel_reaches_code_waiting_for_a_signal() {
+    let (engine, _dir) = virtual_engine();
+    let mut w = Worker::new(&engine, WorkerOptions::new(QUEUE, "w"));
+    w.register_workflow("Approval", |ctx: WfContext, _: ()| async move {
+        let approvals = ctx.signal_channel::<String>("approve");
+        match approvals.recv().await {
+            Ok(who) => Ok::<_, WorkflowError>(format!("approved by {who}")),
+            Err(WorkflowError::Canceled) => {
+                // Cleanup after the cancel still waits normally.
+                ctx.sleep(Duration::from_secs(1)).await?;
+                Err(WorkflowError::Canceled)
+            }
+            Err(e) => Err(e),
+        }
+    });
+    let _w = w.start();
+    start(&engine, "approval", "Approval").await;
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    engine.cancel("approval", None, "cli").await.unwrap();
+    let out = engine.result("approval", None).await.unwrap();
+    assert_eq!(out, WorkflowOutcome::Canceled);
+    let h = engine.history("approval", None).await.unwrap();
+    let types: Vec<_> = h.iter().map(|e| e.event_type()).collect();
+    assert!(types.contains(&EventType::TimerFired), "{types:?}");
 }

@@ -7,9 +7,9 @@ use std::time::Duration;
 
 use common::{signature_of, signature_of_reference, virtual_engine};
 use holdfast::engine::{
-    ActivityContext, ApplicationError, EventAttributes, FailureInfo, Payload, RetryPolicy,
-    StartWorkflowOptions, WfContext, Worker, WorkerOptions, WorkflowError, WorkflowOutcome,
-    activity_options,
+    ActivityCancellationType, ActivityContext, ApplicationError, EventAttributes, EventType,
+    FailureInfo, Payload, RetryPolicy, StartWorkflowOptions, WfContext, Worker, WorkerOptions,
+    WorkflowError, WorkflowOutcome, activity_options,
 };
 
 /// Heartbeats progress 0, 1, 2 a second apart, then hangs: 2 s after the
@@ -142,7 +142,9 @@ async fn activity_cancel_requested_wait_completed() {
         let mut act = ctx.activity::<String>(
             "slow",
             &8.0,
-            activity_options().start_to_close(Duration::from_secs(60)),
+            activity_options()
+                .start_to_close(Duration::from_secs(60))
+                .cancellation(ActivityCancellationType::WaitCancellationCompleted),
         );
         act.start()?;
         ctx.sleep(Duration::from_secs(1)).await?;
@@ -191,7 +193,8 @@ async fn heartbeating_activity_learns_of_cancellation() {
     w.register_workflow("CancelHb", |ctx: WfContext, _: ()| async move {
         let o = activity_options()
             .start_to_close(Duration::from_secs(600))
-            .heartbeat(Duration::from_secs(5));
+            .heartbeat(Duration::from_secs(5))
+            .cancellation(ActivityCancellationType::WaitCancellationCompleted);
         let mut act = ctx.activity::<u32>("long", &(), o);
         act.start()?;
         ctx.sleep(Duration::from_secs(3)).await?;
@@ -224,11 +227,125 @@ async fn heartbeating_activity_learns_of_cancellation() {
         WorkflowOutcome::Completed(Payload::from_value("Activity task canceled").unwrap())
     );
     let h = engine.history("cancel-hb", None).await.unwrap();
-    let types: Vec<_> = h.iter().map(|e| e.event_type().name()).collect();
-    assert!(types.contains(&"ActivityTaskCancelRequested"));
-    assert!(types.contains(&"ActivityTaskCanceled"));
+    let requested = h
+        .iter()
+        .find(|e| e.event_type() == EventType::ActivityTaskCancelRequested)
+        .unwrap();
+    let i = h
+        .iter()
+        .position(|e| e.event_type() == EventType::ActivityTaskCanceled)
+        .unwrap();
+    assert_eq!(h[i - 1].event_type(), EventType::ActivityTaskStarted);
+    let EventAttributes::ActivityTaskCanceled {
+        latest_cancel_requested_event_id,
+        started_event_id,
+        identity,
+        ..
+    } = &h[i].attributes
+    else {
+        unreachable!()
+    };
+    assert_eq!(*latest_cancel_requested_event_id, requested.event_id);
+    assert_eq!(*started_event_id, h[i - 1].event_id);
+    assert_eq!(identity, "w");
     assert!(
         h.last().unwrap().event_time_ms - h[0].event_time_ms < 10_000,
         "canceled within seconds, not after 600 s"
+    );
+}
+
+/// TRY_CANCEL (the default) on a running activity: the workflow goes on at
+/// once with a canceled error while the activity learns of the request at
+/// its next heartbeat; ABANDON asks the engine nothing and the activity
+/// runs to its end, its result recorded but no longer awaited.
+#[tokio::test(start_paused = true)]
+async fn try_cancel_resolves_at_once_and_abandon_asks_nothing() {
+    let (engine, _dir) = virtual_engine();
+    let mut w = Worker::new(&engine, WorkerOptions::new("lab", "w"));
+    w.register_workflow("Cancels", |ctx: WfContext, ty: String| async move {
+        let cancellation = match ty.as_str() {
+            "abandon" => ActivityCancellationType::Abandon,
+            _ => ActivityCancellationType::TryCancel,
+        };
+        let o = activity_options()
+            .start_to_close(Duration::from_secs(600))
+            .heartbeat(Duration::from_secs(5))
+            .cancellation(cancellation);
+        let mut act = ctx.activity::<u32>("long", &(), o);
+        act.start()?;
+        ctx.sleep(Duration::from_secs(3)).await?;
+        act.cancel();
+        let seen = match act.await {
+            Ok(n) => format!("finished {n}"),
+            Err(e) => format!("{} ({})", e.failure.message, e.cause().message),
+        };
+        // Still running when the code moves on: waits for a signal to end.
+        ctx.signal_channel::<()>("done").recv().await?;
+        Ok::<_, WorkflowError>(seen)
+    });
+    w.register_activity("long", |ctx: ActivityContext, _: ()| async move {
+        for i in 0..10u32 {
+            ctx.heartbeat(&i)?;
+            ctx.sleep(Duration::from_secs(1)).await;
+        }
+        Ok::<_, ApplicationError>(10)
+    });
+    let _w = w.start();
+    for ty in ["try", "abandon"] {
+        engine
+            .start_workflow(StartWorkflowOptions::new(
+                ty,
+                "Cancels",
+                "lab",
+                Payload::from_value(&ty).unwrap(),
+            ))
+            .await
+            .unwrap();
+    }
+    tokio::time::sleep(Duration::from_secs(30)).await;
+    for ty in ["try", "abandon"] {
+        engine
+            .signal(ty, None, "done", Payload::from_value(&()).unwrap(), "cli")
+            .await
+            .unwrap();
+        let out = engine.result(ty, None).await.unwrap();
+        assert_eq!(
+            out,
+            WorkflowOutcome::Completed(
+                Payload::from_value("Activity task canceled (Activity cancelled)").unwrap()
+            ),
+            "{ty}"
+        );
+    }
+    let types = |h: &[holdfast::engine::HistoryEvent]| -> Vec<EventType> {
+        h.iter()
+            .map(|e| e.event_type())
+            .filter(|t| t.name().starts_with("Activity"))
+            .collect()
+    };
+    let h = engine.history("try", None).await.unwrap();
+    assert_eq!(
+        types(&h),
+        [
+            EventType::ActivityTaskScheduled,
+            EventType::ActivityTaskCancelRequested,
+            EventType::ActivityTaskStarted,
+            EventType::ActivityTaskCanceled
+        ]
+    );
+    // The activity stopped at its first heartbeat after the request (3 s).
+    let canceled = h
+        .iter()
+        .find(|e| e.event_type() == EventType::ActivityTaskCanceled)
+        .unwrap();
+    assert!(canceled.event_time_ms - h[0].event_time_ms <= 5_000);
+    let h = engine.history("abandon", None).await.unwrap();
+    assert_eq!(
+        types(&h),
+        [
+            EventType::ActivityTaskScheduled,
+            EventType::ActivityTaskStarted,
+            EventType::ActivityTaskCompleted
+        ]
     );
 }

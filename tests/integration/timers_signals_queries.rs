@@ -24,7 +24,7 @@ fn setup(w: &mut Worker) {
         let s = status.clone();
         ctx.set_query_handler("status", move |_: ()| s.lock().unwrap().clone());
         let approve = ctx.signal_channel::<String>("approve");
-        let who = approve.recv().await;
+        let who = approve.recv().await?;
         *status.lock().unwrap() = format!("approved by {who}");
         Ok::<_, WorkflowError>(format!("approved by {who}"))
     });

@@ -48,8 +48,8 @@ pub enum FailureInfo {
     },
     /// The run or activity was terminated.
     Terminated,
-    /// The run or activity was canceled.
-    Canceled,
+    /// The run or activity was canceled, with what it reported as it stopped.
+    Canceled { details: Option<Payload> },
     /// The workflow task where a reset branched off (`resetWorkflowFailureInfo`).
     Reset {
         base_run_id: String,
@@ -88,6 +88,28 @@ impl Failure {
                 last_heartbeat_details: None,
             },
         }
+    }
+
+    /// A cancellation (Temporal's `canceledFailureInfo`).
+    pub fn canceled(details: Option<Payload>) -> Self {
+        Failure {
+            message: "Activity cancelled".into(),
+            source: String::new(),
+            cause: None,
+            info: FailureInfo::Canceled { details },
+        }
+    }
+
+    /// Whether this failure or one of its causes is a cancellation.
+    pub fn is_cancellation(&self) -> bool {
+        let mut f = Some(self);
+        while let Some(x) = f {
+            if matches!(x.info, FailureInfo::Canceled { .. }) {
+                return true;
+            }
+            f = x.cause.as_deref();
+        }
+        false
     }
 
     /// A heartbeat timeout carrying the last details the activity reported.

@@ -106,7 +106,9 @@ impl RetryPolicy {
                     .iter()
                     .any(|n| n == &format!("TemporalTimeout:{}", t.words())),
             },
-            FailureInfo::Terminated | FailureInfo::Canceled | FailureInfo::Reset { .. } => false,
+            FailureInfo::Terminated | FailureInfo::Canceled { .. } | FailureInfo::Reset { .. } => {
+                false
+            }
             FailureInfo::Application {
                 error_type,
                 non_retryable,

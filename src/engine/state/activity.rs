@@ -37,8 +37,9 @@ pub struct ActivityState {
     /// The last details the activity reported; survive into the next attempt.
     pub heartbeat_details: Option<Payload>,
     pub last_heartbeat_time_ms: Option<u64>,
-    /// Workflow code asked to cancel it; the running attempt learns of it by heartbeat.
-    pub cancel_requested: bool,
+    /// The ActivityTaskCancelRequested event, once workflow code asked to
+    /// cancel it; the running attempt learns of it by heartbeat.
+    pub cancel_requested_event_id: Option<u64>,
     /// The attempts so far, oldest first, at most [`MAX_ATTEMPT_RECORDS`].
     pub attempts: Vec<AttemptRecord>,
 }
@@ -247,24 +248,16 @@ impl RunState {
             None => AttemptOutcome::Failed,
         };
         self.activities[idx].record_end(now, outcome, Some(&failure));
-        if self.activities[idx].cancel_requested {
-            let a = self.activities.remove(idx);
-            let identity = identity.unwrap_or(&a.last_worker_identity).to_string();
-            let canceled = EventAttributes::ActivityTaskCanceled {
-                scheduled_event_id: a.scheduled_event_id,
-                started_event_id: 0,
-                identity: identity.clone(),
-            };
-            let events = a.started_then(now, &identity, canceled);
-            self.add_external_events(tr, now, events);
-            return;
-        }
         let a = &mut self.activities[idx];
         let timed_out = failure.timeout_type().is_some();
-        match a
-            .retry_policy
-            .should_retry(a.attempt, &failure, now, a.expiration_ms)
-        {
+        // A cancel request ends the retries (Temporal's RETRY_STATE_CANCEL_REQUESTED).
+        let retry = match a.cancel_requested_event_id {
+            Some(_) => Err(crate::engine::history::RetryState::CancelRequested),
+            None => a
+                .retry_policy
+                .should_retry(a.attempt, &failure, now, a.expiration_ms),
+        };
+        match retry {
             Ok(interval) => {
                 a.attempt += 1;
                 a.last_failure = Some(failure);
@@ -309,6 +302,38 @@ impl RunState {
                 self.add_external_events(tr, now, events);
             }
         }
+    }
+
+    /// The running attempt stopped because cancellation was requested
+    /// (the activity learned of it by heartbeat): Started + Canceled with
+    /// what it reported. Without a cancel request it is an ordinary failure.
+    pub fn cancel_activity_attempt(
+        &mut self,
+        tr: &mut Transition,
+        now: u64,
+        idx: usize,
+        details: Option<Payload>,
+        identity: &str,
+    ) {
+        let Some(requested) = self.activities[idx].cancel_requested_event_id else {
+            let failure = Failure::application(
+                "CanceledError",
+                "the activity reported a cancellation nobody requested",
+                false,
+            );
+            return self.fail_activity_attempt(tr, now, idx, failure, Some(identity));
+        };
+        self.activities[idx].record_end(now, AttemptOutcome::Canceled, None);
+        let a = self.activities.remove(idx);
+        let canceled = EventAttributes::ActivityTaskCanceled {
+            details,
+            latest_cancel_requested_event_id: requested,
+            scheduled_event_id: a.scheduled_event_id,
+            started_event_id: 0,
+            identity: identity.to_string(),
+        };
+        let events = a.started_then(now, identity, canceled);
+        self.add_external_events(tr, now, events);
     }
 
     /// Skips the rest of an activity's backoff: its next attempt is

@@ -11,7 +11,7 @@ use super::{
     WorkflowExecutionStatus,
 };
 use crate::engine::history::{
-    EventAttributes, Failure, HistoryEvent, Payload, RetryPolicy, RetryState,
+    ACTIVITY_ID_NOT_STARTED, EventAttributes, Failure, Payload, RetryPolicy, RetryState,
     WorkflowTaskFailedCause,
 };
 
@@ -25,6 +25,26 @@ pub struct ActivityOptions {
     pub start_to_close_timeout: Option<Duration>,
     pub heartbeat_timeout: Option<Duration>,
     pub retry_policy: Option<RetryPolicy>,
+    /// What awaiting workflow code sees when the activity is canceled
+    /// (never sent to the engine, as on Temporal: it is the SDK's choice).
+    #[serde(skip)]
+    pub cancellation_type: ActivityCancellationType,
+}
+
+/// How an activity's cancellation resolves in workflow code, as Temporal's
+/// SDKs offer it.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum ActivityCancellationType {
+    /// Request cancellation and resolve at once with a canceled error,
+    /// without waiting for the activity to stop (the default).
+    #[default]
+    TryCancel,
+    /// Request cancellation and wait for the activity to close: canceled
+    /// if it heeds the request (heartbeating), else its own result.
+    WaitCancellationCompleted,
+    /// Resolve at once with a canceled error and tell the engine nothing:
+    /// the activity runs on.
+    Abandon,
 }
 
 /// Timeouts after Temporal's normalization; zero means none.
@@ -268,8 +288,6 @@ impl RunState {
         );
         self.workflow_task = None;
         let mut normalized = activities.into_iter();
-        // A cancellation resolved at once needs a new workflow task to deliver it.
-        let mut wake_after = false;
         for c in commands {
             match c {
                 Command::ScheduleActivity {
@@ -333,7 +351,7 @@ impl RunState {
                         next_attempt_schedule_time_ms: None,
                         heartbeat_details: None,
                         last_heartbeat_time_ms: None,
-                        cancel_requested: false,
+                        cancel_requested_event_id: None,
                         attempts: Vec::new(),
                     };
                     self.enqueue_activity(tr, &act, now);
@@ -379,6 +397,7 @@ impl RunState {
                     }
                 }
                 Command::CompleteWorkflowExecution { result } => {
+                    self.append_buffered(tr);
                     let id = self.append(
                         tr,
                         now,
@@ -399,7 +418,7 @@ impl RunState {
                         continue;
                     };
                     let scheduled = self.activities[idx].scheduled_event_id;
-                    self.append(
+                    let requested = self.append(
                         tr,
                         now,
                         EventAttributes::ActivityTaskCancelRequested {
@@ -408,34 +427,28 @@ impl RunState {
                         },
                     );
                     if self.activities[idx].state == PendingActivityState::Scheduled {
-                        // Not running: canceled at once.
+                        // No attempt running (not started yet, or waiting
+                        // out a backoff): canceled at once. As on Temporal the
+                        // event is buffered, so it follows this task's other
+                        // command events, and a new workflow task delivers it.
                         self.activities.remove(idx);
-                        self.append(
-                            tr,
+                        self.buffered.push((
                             now,
                             EventAttributes::ActivityTaskCanceled {
+                                details: Some(Payload::string(ACTIVITY_ID_NOT_STARTED)),
+                                latest_cancel_requested_event_id: requested,
                                 scheduled_event_id: scheduled,
                                 started_event_id: 0,
                                 identity: identity.to_string(),
                             },
-                        );
-                        // It never started: no Started event to point at.
-                        if let Some(HistoryEvent {
-                            attributes:
-                                EventAttributes::ActivityTaskCanceled {
-                                    started_event_id, ..
-                                },
-                            ..
-                        }) = tr.events.last_mut()
-                        {
-                            *started_event_id = 0;
-                        }
-                        wake_after = true;
+                        ));
                     } else {
-                        self.activities[idx].cancel_requested = true;
+                        // The running attempt learns of it by heartbeat.
+                        self.activities[idx].cancel_requested_event_id = Some(requested);
                     }
                 }
                 Command::ContinueAsNewWorkflowExecution { input } => {
+                    self.append_buffered(tr);
                     let id = self.append(
                         tr,
                         now,
@@ -455,6 +468,7 @@ impl RunState {
                     return Ok(());
                 }
                 Command::CancelWorkflowExecution => {
+                    self.append_buffered(tr);
                     let id = self.append(
                         tr,
                         now,
@@ -466,6 +480,7 @@ impl RunState {
                     return Ok(());
                 }
                 Command::FailWorkflowExecution { failure } => {
+                    self.append_buffered(tr);
                     let id = self.append(
                         tr,
                         now,
@@ -480,9 +495,7 @@ impl RunState {
                 }
             }
         }
-        if !self.flush_buffered(tr, now) && wake_after {
-            self.schedule_workflow_task(tr, now);
-        }
+        self.flush_buffered(tr, now);
         Ok(())
     }
 }

@@ -96,7 +96,7 @@ pub(crate) fn describe_run(run: &RunState) -> WorkflowDescription {
         .map(|a| PendingActivityInfo {
             activity_id: a.activity_id.clone(),
             activity_type: a.activity_type.clone(),
-            state: if a.cancel_requested {
+            state: if a.cancel_requested_event_id.is_some() {
                 PendingActivityState::CancelRequested
             } else {
                 a.state

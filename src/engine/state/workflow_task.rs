@@ -70,6 +70,7 @@ impl RunState {
             now,
             EventAttributes::WorkflowTaskScheduled {
                 task_queue: self.task_queue.clone(),
+                sticky_queue: None,
                 start_to_close_timeout: self.workflow_task_timeout,
                 attempt: 1,
             },
@@ -124,6 +125,7 @@ impl RunState {
                 w.scheduled_time_ms,
                 EventAttributes::WorkflowTaskScheduled {
                     task_queue: self.task_queue.clone(),
+                    sticky_queue: None,
                     start_to_close_timeout: w.start_to_close,
                     attempt: w.attempt,
                 },

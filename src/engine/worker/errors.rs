@@ -69,10 +69,23 @@ impl WorkflowError {
             }
             WorkflowError::Canceled => Failure {
                 message: "workflow canceled".into(),
-                source: String::new(),
-                cause: None,
-                info: FailureInfo::Canceled,
+                ..Failure::canceled(None)
             },
+        }
+    }
+}
+
+impl WorkflowError {
+    /// Whether the code ended with a cancellation: canceled itself, or
+    /// let escape an error caused by one (a canceled activity, directly or
+    /// as the cause of its own error). After a cancel request such a run
+    /// closes as Canceled, as on Temporal.
+    pub fn is_cancellation(&self) -> bool {
+        match self {
+            WorkflowError::Canceled => true,
+            WorkflowError::Activity(e) => e.failure.is_cancellation(),
+            WorkflowError::Application(f) => f.is_cancellation(),
+            WorkflowError::ContinueAsNew(_) => false,
         }
     }
 }

@@ -12,7 +12,6 @@
 
 use std::collections::{HashMap, VecDeque};
 use std::future::Future;
-use std::panic::AssertUnwindSafe;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
@@ -22,9 +21,9 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use crate::engine::history::RetryPolicy;
-use crate::engine::history::{EventAttributes, HistoryEvent, Payload, RetryState};
 use crate::engine::history::{Failure, FailureInfo};
-use crate::engine::state::{ActivityOptions, Command};
+use crate::engine::history::{Payload, RetryState};
+use crate::engine::state::{ActivityCancellationType, ActivityOptions, Command};
 
 pub use super::errors::{ActivityError, NONDETERMINISM_CODE, WorkflowError};
 
@@ -41,25 +40,44 @@ pub struct WorkflowInfo {
 pub type QueryHandler = Arc<dyn Fn(Payload) -> Result<Payload, String> + Send + Sync>;
 
 #[derive(Default)]
-struct Shared {
-    now_ms: u64,
-    replaying: bool,
-    next_activity_seq: u64,
-    next_timer_seq: u64,
+pub(super) struct Shared {
+    pub(super) now_ms: u64,
+    pub(super) replaying: bool,
+    pub(super) next_activity_seq: u64,
+    pub(super) next_timer_seq: u64,
     /// Issued, not yet matched to a history event.
-    issued: VecDeque<Command>,
-    results: HashMap<String, Result<Payload, ActivityError>>,
-    fired_timers: std::collections::HashSet<String>,
-    signals: HashMap<String, VecDeque<Payload>>,
-    queries: std::collections::BTreeMap<String, QueryHandler>,
-    cancel_requested: bool,
+    pub(super) issued: VecDeque<Command>,
+    pub(super) results: HashMap<String, Result<Payload, ActivityError>>,
+    pub(super) fired_timers: std::collections::HashSet<String>,
+    pub(super) signals: HashMap<String, VecDeque<Payload>>,
+    pub(super) queries: std::collections::BTreeMap<String, QueryHandler>,
+    pub(super) cancel_requested: bool,
+    /// How many times the code was polled; futures note when they were issued.
+    pub(super) polls: u64,
+    /// The poll that delivers the run's cancel request to whatever the code
+    /// awaits then (once, as an asyncio cancel does on Temporal's Python SDK).
+    pub(super) cancel_delivery_poll: Option<u64>,
+    /// Activities already resolved as canceled (TRY_CANCEL, ABANDON): what
+    /// history says of them later no longer reaches the code.
+    pub(super) detached: std::collections::HashSet<String>,
+    /// Activity id → its ActivityTaskScheduled event id, once known.
+    pub(super) scheduled_ids: HashMap<String, u64>,
+}
+
+impl Shared {
+    /// Whether a future issued at poll `issued_at` must now take the run's
+    /// cancel request: it was waiting when the request arrived.
+    pub(super) fn delivers_cancel_to(&self, issued_at: u64) -> bool {
+        self.cancel_delivery_poll
+            .is_some_and(|p| p == self.polls && issued_at < p)
+    }
 }
 
 /// What workflow code uses to act: run activities, read workflow time.
 #[derive(Clone)]
 pub struct WfContext {
-    shared: Arc<Mutex<Shared>>,
-    info: Arc<WorkflowInfo>,
+    pub(super) shared: Arc<Mutex<Shared>>,
+    pub(super) info: Arc<WorkflowInfo>,
 }
 
 impl WfContext {
@@ -96,13 +114,15 @@ impl WfContext {
     }
 
     /// A durable timer: resolves after `d` of workflow time, surviving
-    /// crashes. If cancellation is requested first, the timer is canceled
-    /// (TimerCanceled) and it resolves to `Err(WorkflowError::Canceled)`.
+    /// crashes. If the run's cancellation is requested while the code awaits
+    /// it, the timer is canceled (TimerCanceled) and it resolves to
+    /// `Err(WorkflowError::Canceled)`.
     pub fn sleep(&self, d: Duration) -> TimerFuture {
         TimerFuture {
             ctx: self.clone(),
             duration: d,
             timer_id: None,
+            issued_at_poll: 0,
         }
     }
 
@@ -115,9 +135,15 @@ impl WfContext {
         }
     }
 
-    /// Resolves once `condition` holds (re-checked whenever new events arrive).
+    /// Resolves once `condition` holds (re-checked whenever new events
+    /// arrive), or with `Err(WorkflowError::Canceled)` if the run's
+    /// cancellation is requested while the code waits.
     pub fn wait_condition<F: Fn() -> bool>(&self, condition: F) -> WaitCondition<F> {
-        WaitCondition { condition }
+        WaitCondition {
+            ctx: self.clone(),
+            condition,
+            first_polled: None,
+        }
     }
 
     /// Registers a query handler; queries read state and write nothing to history.
@@ -155,8 +181,11 @@ impl WfContext {
             ctx: self.clone(),
             activity_type: activity_type.to_string(),
             input: Some(input),
+            cancellation_type: options.cancellation_type,
             options: Some(options),
             activity_id: None,
+            issued_at_poll: 0,
+            cancel_sent: false,
             _out: std::marker::PhantomData,
         }
     }
@@ -192,6 +221,11 @@ impl ActivityOptions {
         self.activity_id = Some(id.into());
         self
     }
+    /// What awaiting code sees if the activity is canceled (default TRY_CANCEL).
+    pub fn cancellation(mut self, t: ActivityCancellationType) -> Self {
+        self.cancellation_type = t;
+        self
+    }
 }
 
 /// Resolves when the activity closes (from a live result or from history).
@@ -200,7 +234,10 @@ pub struct ActivityFuture<O> {
     activity_type: String,
     input: Option<Result<Payload, ActivityError>>,
     options: Option<ActivityOptions>,
+    cancellation_type: ActivityCancellationType,
     activity_id: Option<String>,
+    issued_at_poll: u64,
+    cancel_sent: bool,
     _out: std::marker::PhantomData<fn() -> O>,
 }
 
@@ -213,9 +250,16 @@ impl<O: DeserializeOwned> Future for ActivityFuture<O> {
         if let Err(e) = this.issue() {
             return Poll::Ready(Err(e));
         }
-        let mut shared = this.ctx.shared();
-        let id = this.activity_id.as_deref().unwrap_or_default();
-        match shared.results.remove(id) {
+        let ctx = this.ctx.clone();
+        let mut shared = ctx.shared();
+        let id = this.activity_id.clone().unwrap_or_default();
+        if !shared.results.contains_key(&id)
+            && !this.cancel_sent
+            && shared.delivers_cancel_to(this.issued_at_poll)
+        {
+            this.request_cancel(&mut shared);
+        }
+        match shared.results.remove(&id) {
             None => Poll::Pending,
             Some(Err(e)) => Poll::Ready(Err(e)),
             Some(Ok(p)) => Poll::Ready(p.to_value::<O>().map_err(|e| ActivityError {
@@ -263,6 +307,7 @@ impl<O> ActivityFuture<O> {
                     input,
                     options,
                 });
+                self.issued_at_poll = shared.polls;
                 self.activity_id = Some(id);
                 Ok(())
             }
@@ -271,19 +316,67 @@ impl<O> ActivityFuture<O> {
         }
     }
 
-    /// Requests cancellation (ActivityTaskCancelRequested) and keeps waiting
-    /// for the activity to close, as Temporal's WAIT_CANCELLATION_COMPLETED:
-    /// a heartbeating activity learns of it; one that does not may still
-    /// complete. Does nothing before the activity was scheduled.
+    /// Cancels the activity as its cancellation type says: TRY_CANCEL
+    /// requests it (ActivityTaskCancelRequested) and resolves at once with a
+    /// canceled error; WAIT_CANCELLATION_COMPLETED requests it and waits for
+    /// the activity to close (a heartbeating one learns of it, one that does
+    /// not may still complete); ABANDON resolves at once and asks nothing.
+    /// Does nothing before the activity was issued, or once it resolved.
     pub fn cancel(&mut self) {
-        if let Some(id) = &self.activity_id {
-            self.ctx
-                .shared()
-                .issued
-                .push_back(Command::RequestCancelActivityTask {
-                    activity_id: id.clone(),
-                });
+        if self.cancel_sent {
+            return;
         }
+        let ctx = self.ctx.clone();
+        let mut shared = ctx.shared();
+        let id = self.activity_id.clone().unwrap_or_default();
+        if self.activity_id.is_some() && !shared.results.contains_key(&id) {
+            self.request_cancel(&mut shared);
+        }
+    }
+
+    fn request_cancel(&mut self, shared: &mut Shared) {
+        let Some(id) = self.activity_id.clone() else {
+            return;
+        };
+        self.cancel_sent = true;
+        if self.cancellation_type != ActivityCancellationType::Abandon {
+            shared.issued.push_back(Command::RequestCancelActivityTask {
+                activity_id: id.clone(),
+            });
+        }
+        if self.cancellation_type != ActivityCancellationType::WaitCancellationCompleted {
+            let scheduled = shared.scheduled_ids.get(&id).copied().unwrap_or(0);
+            let error = canceled_activity_error(&id, &self.activity_type, scheduled, 0, "", None);
+            shared.results.insert(id.clone(), Err(error));
+            shared.detached.insert(id);
+        }
+    }
+}
+
+/// The error awaiting code sees for a canceled activity: "Activity task
+/// canceled" wrapping a canceled failure, retry state CANCEL_REQUESTED.
+pub(super) fn canceled_activity_error(
+    activity_id: &str,
+    activity_type: &str,
+    scheduled_event_id: u64,
+    started_event_id: u64,
+    identity: &str,
+    details: Option<&Payload>,
+) -> ActivityError {
+    ActivityError {
+        failure: Failure {
+            message: "Activity task canceled".into(),
+            source: String::new(),
+            cause: Some(Box::new(Failure::canceled(details.cloned()))),
+            info: FailureInfo::Activity {
+                scheduled_event_id,
+                started_event_id,
+                identity: identity.to_string(),
+                activity_type: activity_type.to_string(),
+                activity_id: activity_id.to_string(),
+                retry_state: RetryState::CancelRequested,
+            },
+        },
     }
 }
 
@@ -292,6 +385,7 @@ pub struct TimerFuture {
     ctx: WfContext,
     duration: Duration,
     timer_id: Option<String>,
+    issued_at_poll: u64,
 }
 
 impl TimerFuture {
@@ -324,12 +418,13 @@ impl Future for TimerFuture {
                     duration: this.duration,
                 });
                 this.timer_id = Some(id.clone());
+                this.issued_at_poll = shared.polls;
                 id
             }
         };
         if shared.fired_timers.contains(&id) {
             Poll::Ready(Ok(()))
-        } else if shared.cancel_requested {
+        } else if shared.delivers_cancel_to(this.issued_at_poll) {
             shared
                 .issued
                 .push_back(Command::CancelTimer { timer_id: id });
@@ -360,26 +455,47 @@ impl<T: DeserializeOwned> SignalChannel<T> {
         None
     }
 
-    /// Waits for the next signal.
-    pub fn recv(&self) -> impl Future<Output = T> + '_ {
-        std::future::poll_fn(move |_| match self.try_recv() {
-            Some(v) => Poll::Ready(v),
-            None => Poll::Pending,
+    /// Waits for the next signal. If the run's cancellation is requested
+    /// while the code waits here, resolves to `Err(WorkflowError::Canceled)`
+    /// (as a Temporal SDK's wait raises a cancellation).
+    pub fn recv(&self) -> impl Future<Output = Result<T, WorkflowError>> + '_ {
+        let mut first_polled: Option<u64> = None;
+        std::future::poll_fn(move |_| {
+            if let Some(v) = self.try_recv() {
+                return Poll::Ready(Ok(v));
+            }
+            let shared = self.ctx.shared();
+            let at = *first_polled.get_or_insert(shared.polls);
+            if shared.delivers_cancel_to(at) {
+                Poll::Ready(Err(WorkflowError::Canceled))
+            } else {
+                Poll::Pending
+            }
         })
     }
 }
 
 /// See [`WfContext::wait_condition`].
 pub struct WaitCondition<F> {
+    ctx: WfContext,
     condition: F,
+    first_polled: Option<u64>,
 }
 
+// Nothing in it is pinned structurally: F is only called.
+impl<F> Unpin for WaitCondition<F> {}
+
 impl<F: Fn() -> bool> Future for WaitCondition<F> {
-    type Output = ();
-    fn poll(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<()> {
-        // F is never moved out or pinned structurally.
-        if (self.condition)() {
-            Poll::Ready(())
+    type Output = Result<(), WorkflowError>;
+    fn poll(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.get_mut();
+        if (this.condition)() {
+            return Poll::Ready(Ok(()));
+        }
+        let shared = this.ctx.shared();
+        let at = *this.first_polled.get_or_insert(shared.polls);
+        if shared.delivers_cancel_to(at) {
+            Poll::Ready(Err(WorkflowError::Canceled))
         } else {
             Poll::Pending
         }
@@ -390,401 +506,4 @@ fn unsafe_free_get_mut<T: Unpin>(p: Pin<&mut T>) -> &mut T {
     Pin::into_inner(p)
 }
 
-/// The boxed future of a running workflow.
-pub type WorkflowFuture = Pin<Box<dyn Future<Output = Result<Payload, WorkflowError>> + Send>>;
-
-/// Why an activation could not produce commands.
-#[derive(Debug, Clone, PartialEq)]
-pub enum ActivationError {
-    Nondeterminism(String),
-    Panic(String),
-}
-
-/// One workflow run in a worker's memory: its future and where it is in history.
-pub struct WorkflowInstance {
-    shared: Arc<Mutex<Shared>>,
-    future: Option<WorkflowFuture>,
-    /// Next history event id to apply.
-    cursor: u64,
-    polled: bool,
-    dirty: bool,
-    /// Scheduled event id → activity id, for routing results.
-    activities: HashMap<u64, (String, String)>,
-    /// Events this instance re-applied from earlier workflow tasks.
-    pub replayed_events: u64,
-}
-
-impl WorkflowInstance {
-    pub fn new(
-        info: WorkflowInfo,
-        make: impl FnOnce(WfContext) -> WorkflowFuture,
-    ) -> WorkflowInstance {
-        let shared = Arc::new(Mutex::new(Shared::default()));
-        let ctx = WfContext {
-            shared: shared.clone(),
-            info: Arc::new(info),
-        };
-        WorkflowInstance {
-            shared,
-            future: Some(make(ctx)),
-            cursor: 1,
-            polled: false,
-            dirty: true,
-            activities: HashMap::new(),
-            replayed_events: 0,
-        }
-    }
-
-    fn shared(&self) -> std::sync::MutexGuard<'_, Shared> {
-        self.shared.lock().unwrap_or_else(|p| p.into_inner())
-    }
-
-    /// Whether this instance has seen events up to (not including) `next_event_id`.
-    pub fn cursor(&self) -> u64 {
-        self.cursor
-    }
-
-    /// Polls the workflow future once (inside `catch_unwind`).
-    fn poll(&mut self) -> Result<(), ActivationError> {
-        self.polled = true;
-        self.dirty = false;
-        let Some(fut) = self.future.as_mut() else {
-            return Ok(());
-        };
-        let waker = futures::task::noop_waker();
-        let mut cx = Context::from_waker(&waker);
-        let res = std::panic::catch_unwind(AssertUnwindSafe(|| fut.as_mut().poll(&mut cx)));
-        match res {
-            Err(panic) => {
-                let msg = panic
-                    .downcast_ref::<String>()
-                    .cloned()
-                    .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
-                    .unwrap_or_else(|| "workflow code panicked".into());
-                self.future = None;
-                Err(ActivationError::Panic(msg))
-            }
-            Ok(Poll::Pending) => Ok(()),
-            Ok(Poll::Ready(out)) => {
-                self.future = None;
-                let cmd = match out {
-                    Ok(result) => Command::CompleteWorkflowExecution { result },
-                    Err(WorkflowError::Canceled) => Command::CancelWorkflowExecution,
-                    Err(WorkflowError::ContinueAsNew(input)) => {
-                        Command::ContinueAsNewWorkflowExecution { input }
-                    }
-                    Err(e) => Command::FailWorkflowExecution {
-                        failure: e.into_failure(),
-                    },
-                };
-                self.shared().issued.push_back(cmd);
-                Ok(())
-            }
-        }
-    }
-
-    fn nondeterminism(event: &HistoryEvent, issued: Option<&Command>) -> ActivationError {
-        let held = format!(
-            "{}({})",
-            event.event_type(),
-            match &event.attributes {
-                EventAttributes::ActivityTaskScheduled {
-                    activity_type,
-                    activity_id,
-                    ..
-                } => format!("type {activity_type:?}, id {activity_id:?}"),
-                other => other.summary(),
-            }
-        );
-        let code = match issued {
-            Some(c) => c.describe(),
-            None => "no command".to_string(),
-        };
-        ActivationError::Nondeterminism(format!(
-            "[{NONDETERMINISM_CODE}] Nondeterminism error: history event {} is {held}, but the workflow code issued {code}",
-            event.event_id
-        ))
-    }
-
-    /// Applies the history from the cursor on, polling the code at each
-    /// recorded workflow task, and returns the commands of the new task.
-    pub fn activate(
-        &mut self,
-        history: &[HistoryEvent],
-        task_started_ms: u64,
-    ) -> Result<Vec<Command>, ActivationError> {
-        let last_completed = history
-            .iter()
-            .rev()
-            .find(|e| matches!(e.attributes, EventAttributes::WorkflowTaskCompleted { .. }))
-            .map_or(0, |e| e.event_id);
-        let mut in_command_group = false;
-        let fresh = !self.polled;
-        let start = self.cursor;
-        for ev in history.iter().filter(|e| e.event_id >= start) {
-            self.cursor = ev.event_id + 1;
-            let is_command = matches!(
-                ev.attributes,
-                EventAttributes::ActivityTaskScheduled { .. }
-                    | EventAttributes::TimerStarted { .. }
-                    | EventAttributes::TimerCanceled { .. }
-                    | EventAttributes::WorkflowExecutionCompleted { .. }
-                    | EventAttributes::WorkflowExecutionFailed { .. }
-                    | EventAttributes::WorkflowExecutionCanceled { .. }
-                    | EventAttributes::WorkflowExecutionContinuedAsNew { .. }
-                    | EventAttributes::ActivityTaskCancelRequested { .. }
-            );
-            if in_command_group && !is_command {
-                in_command_group = false;
-                let extra = self.shared().issued.front().cloned();
-                if let Some(cmd) = extra {
-                    return Err(ActivationError::Nondeterminism(format!(
-                        "[{NONDETERMINISM_CODE}] Nondeterminism error: the workflow code issued {} which history does not have before event {} ({})",
-                        cmd.describe(),
-                        ev.event_id,
-                        ev.event_type()
-                    )));
-                }
-            }
-            if fresh && ev.event_id <= last_completed {
-                self.replayed_events += 1;
-                self.shared().replaying = true;
-            }
-            match &ev.attributes {
-                EventAttributes::WorkflowTaskStarted { .. } => {
-                    self.shared().now_ms = ev.event_time_ms;
-                }
-                EventAttributes::WorkflowTaskCompleted { .. } => {
-                    if self.dirty || !self.polled {
-                        self.poll()?;
-                    }
-                    in_command_group = true;
-                }
-                EventAttributes::ActivityTaskScheduled {
-                    activity_id,
-                    activity_type,
-                    ..
-                } => {
-                    let issued = self.shared().issued.pop_front();
-                    match &issued {
-                        Some(Command::ScheduleActivity {
-                            activity_id: id,
-                            activity_type: ty,
-                            ..
-                        }) if id == activity_id && ty == activity_type => {
-                            self.activities
-                                .insert(ev.event_id, (activity_id.clone(), activity_type.clone()));
-                        }
-                        other => return Err(Self::nondeterminism(ev, other.as_ref())),
-                    }
-                }
-                EventAttributes::TimerStarted { timer_id, .. } => {
-                    let issued = self.shared().issued.pop_front();
-                    match &issued {
-                        Some(Command::StartTimer { timer_id: id, .. }) if id == timer_id => {}
-                        other => return Err(Self::nondeterminism(ev, other.as_ref())),
-                    }
-                }
-                EventAttributes::TimerCanceled { timer_id, .. } => {
-                    let issued = self.shared().issued.pop_front();
-                    match &issued {
-                        Some(Command::CancelTimer { timer_id: id }) if id == timer_id => {}
-                        other => return Err(Self::nondeterminism(ev, other.as_ref())),
-                    }
-                }
-                EventAttributes::WorkflowExecutionCancelRequested { .. } => {
-                    self.shared().cancel_requested = true;
-                    self.dirty = true;
-                }
-                EventAttributes::ActivityTaskCancelRequested {
-                    scheduled_event_id, ..
-                } => {
-                    let issued = self.shared().issued.pop_front();
-                    let expected = self.activities.get(scheduled_event_id).map(|(id, _)| id);
-                    match &issued {
-                        Some(Command::RequestCancelActivityTask { activity_id })
-                            if Some(activity_id) == expected => {}
-                        other => return Err(Self::nondeterminism(ev, other.as_ref())),
-                    }
-                }
-                EventAttributes::ActivityTaskCanceled {
-                    scheduled_event_id,
-                    started_event_id,
-                    identity,
-                } => {
-                    let failure = Failure {
-                        message: "activity canceled".into(),
-                        source: String::new(),
-                        cause: None,
-                        info: FailureInfo::Canceled,
-                    };
-                    self.resolve_failure(
-                        &failure,
-                        *scheduled_event_id,
-                        *started_event_id,
-                        identity,
-                        RetryState::CancelRequested,
-                    );
-                }
-                EventAttributes::WorkflowExecutionContinuedAsNew { .. } => {
-                    let issued = self.shared().issued.pop_front();
-                    if !matches!(issued, Some(Command::ContinueAsNewWorkflowExecution { .. })) {
-                        return Err(Self::nondeterminism(ev, issued.as_ref()));
-                    }
-                }
-                EventAttributes::WorkflowExecutionCanceled { .. } => {
-                    let issued = self.shared().issued.pop_front();
-                    if !matches!(issued, Some(Command::CancelWorkflowExecution)) {
-                        return Err(Self::nondeterminism(ev, issued.as_ref()));
-                    }
-                }
-                EventAttributes::TimerFired { timer_id, .. } => {
-                    self.shared().fired_timers.insert(timer_id.clone());
-                    self.dirty = true;
-                }
-                EventAttributes::WorkflowExecutionSignaled {
-                    signal_name, input, ..
-                } => {
-                    self.shared()
-                        .signals
-                        .entry(signal_name.clone())
-                        .or_default()
-                        .push_back(input.clone());
-                    self.dirty = true;
-                }
-                EventAttributes::WorkflowExecutionCompleted { .. } => {
-                    let issued = self.shared().issued.pop_front();
-                    if !matches!(issued, Some(Command::CompleteWorkflowExecution { .. })) {
-                        return Err(Self::nondeterminism(ev, issued.as_ref()));
-                    }
-                }
-                EventAttributes::WorkflowExecutionFailed { .. } => {
-                    let issued = self.shared().issued.pop_front();
-                    if !matches!(issued, Some(Command::FailWorkflowExecution { .. })) {
-                        return Err(Self::nondeterminism(ev, issued.as_ref()));
-                    }
-                }
-                EventAttributes::ActivityTaskCompleted {
-                    result,
-                    scheduled_event_id,
-                    ..
-                } => {
-                    if let Some((id, _)) = self.activities.get(scheduled_event_id) {
-                        let id = id.clone();
-                        self.shared().results.insert(id, Ok(result.clone()));
-                        self.dirty = true;
-                    }
-                }
-                EventAttributes::ActivityTaskFailed {
-                    failure,
-                    scheduled_event_id,
-                    started_event_id,
-                    identity,
-                    retry_state,
-                } => self.resolve_failure(
-                    failure,
-                    *scheduled_event_id,
-                    *started_event_id,
-                    identity,
-                    *retry_state,
-                ),
-                EventAttributes::ActivityTaskTimedOut {
-                    failure,
-                    scheduled_event_id,
-                    started_event_id,
-                    retry_state,
-                } => self.resolve_failure(
-                    failure,
-                    *scheduled_event_id,
-                    *started_event_id,
-                    "",
-                    *retry_state,
-                ),
-                _ => {}
-            }
-        }
-        // Commands issued at a recorded task that history does not have.
-        if let Some(cmd) = self.shared().issued.front().cloned() {
-            return Err(ActivationError::Nondeterminism(format!(
-                "[{NONDETERMINISM_CODE}] Nondeterminism error: the workflow code issued {} which history does not have after event {}",
-                cmd.describe(),
-                self.cursor - 1
-            )));
-        }
-        {
-            let mut s = self.shared();
-            s.replaying = false;
-            s.now_ms = task_started_ms;
-        }
-        if self.dirty || !self.polled {
-            self.poll()?;
-        }
-        // They stay queued: the next task's history must hold them, in order.
-        Ok(self.shared().issued.iter().cloned().collect())
-    }
-
-    /// Resolves an activity future with its final failure, wrapped as Temporal wraps it.
-    fn resolve_failure(
-        &mut self,
-        failure: &Failure,
-        scheduled_event_id: u64,
-        started_event_id: u64,
-        identity: &str,
-        retry_state: RetryState,
-    ) {
-        let Some((id, ty)) = self.activities.get(&scheduled_event_id) else {
-            return;
-        };
-        let message = if failure.timeout_type().is_some() {
-            "Activity task timed out"
-        } else if matches!(failure.info, FailureInfo::Canceled) {
-            "Activity task canceled"
-        } else {
-            "Activity task failed"
-        };
-        let err = ActivityError {
-            failure: Failure {
-                message: message.into(),
-                source: String::new(),
-                cause: Some(Box::new(failure.clone())),
-                info: FailureInfo::Activity {
-                    scheduled_event_id,
-                    started_event_id,
-                    identity: identity.to_string(),
-                    activity_type: ty.clone(),
-                    activity_id: id.clone(),
-                    retry_state,
-                },
-            },
-        };
-        let id = id.clone();
-        self.shared().results.insert(id, Err(err));
-        self.dirty = true;
-    }
-
-    /// Answers a query from the instance's state.
-    pub fn query(&self, name: &str, args: Payload) -> Result<Payload, String> {
-        let handler = {
-            let shared = self.shared();
-            match shared.queries.get(name) {
-                Some(h) => h.clone(),
-                None => {
-                    let known: Vec<_> = shared.queries.keys().cloned().collect();
-                    return Err(format!(
-                        "Query handler for '{name}' expected but not found, known queries: [{}]",
-                        known.join(" ")
-                    ));
-                }
-            }
-        };
-        match std::panic::catch_unwind(AssertUnwindSafe(|| handler(args))) {
-            Ok(r) => r,
-            Err(_) => Err(format!("query handler '{name}' panicked")),
-        }
-    }
-
-    /// True once the code has returned.
-    pub fn is_finished(&self) -> bool {
-        self.future.is_none()
-    }
-}
+pub use super::instance::{ActivationError, WorkflowFuture, WorkflowInstance};
