@@ -66,8 +66,13 @@ pub enum Action {
         #[serde(default)]
         email_to: Option<String>,
     },
-    /// Kill the worker like a crash: what it runs is dropped, the engine is told nothing.
+    /// Kill the worker like a crash: what it runs is dropped, the engine is
+    /// told nothing, the next task of a run it had cached waits 10 s on its
+    /// sticky queue.
     KillWorker,
+    /// Stop the worker cleanly: running activities get a grace period, its
+    /// sticky queue is released, another worker takes over at once.
+    StopWorker,
     /// Start the worker with the code on disk.
     StartWorker,
     /// Switch a fault on or off.
@@ -125,6 +130,7 @@ impl Action {
             Action::StartTransfer { .. } => "start_transfer",
             Action::StartReport { .. } => "start_report",
             Action::KillWorker => "kill_worker",
+            Action::StopWorker => "stop_worker",
             Action::StartWorker => "start_worker",
             Action::SetFault { .. } => "set_fault",
             Action::HotSwapFix => "hot_swap_fix",
@@ -149,6 +155,9 @@ pub enum LabEvent {
         deposit: DepositCode,
     },
     WorkersKilled {
+        identity: String,
+    },
+    WorkersStopped {
         identity: String,
     },
     FaultSet {
@@ -345,6 +354,17 @@ impl Lab {
         })
     }
 
+    /// Stops the workers cleanly (a Temporal SDK's `shutdown()`, Ctrl-C
+    /// on the tutorial's worker): no new tasks, running activities get
+    /// their grace period, the sticky queues are released.
+    pub async fn stop_workers(&mut self) -> Option<LabEvent> {
+        let (b, r, _) = self.workers.take()?;
+        tokio::join!(b.shutdown(), r.shutdown());
+        Some(LabEvent::WorkersStopped {
+            identity: b.identity().to_string(),
+        })
+    }
+
     /// Switches a fault, on disk first. The deposit bug is code: switching
     /// it swaps that version of `deposit` into the running worker (and the
     /// next one).
@@ -371,9 +391,9 @@ impl Lab {
         self.set_fault(Fault::DepositBug, false)
     }
 
-    /// The tutorial's fix: stop the worker, fix the code, start it again.
-    pub fn restart_workers_with_fix(&mut self) -> Result<Vec<LabEvent>, LabError> {
-        let mut events: Vec<LabEvent> = self.kill_workers().into_iter().collect();
+    /// The tutorial's fix: stop the worker (Ctrl-C), fix the code, start it again.
+    pub async fn restart_workers_with_fix(&mut self) -> Result<Vec<LabEvent>, LabError> {
+        let mut events: Vec<LabEvent> = self.stop_workers().await.into_iter().collect();
         events.extend(self.set_fault(Fault::DepositBug, false)?);
         events.extend(self.start_workers());
         Ok(events)
@@ -472,10 +492,11 @@ impl Lab {
                 }]
             }
             Action::KillWorker => self.kill_workers().into_iter().collect(),
+            Action::StopWorker => self.stop_workers().await.into_iter().collect(),
             Action::StartWorker => self.start_workers().into_iter().collect(),
             Action::SetFault { fault, on } => self.set_fault(fault, on)?,
             Action::HotSwapFix => self.hot_swap_fix()?,
-            Action::RestartWorkerWithFix => self.restart_workers_with_fix()?,
+            Action::RestartWorkerWithFix => self.restart_workers_with_fix().await?,
             Action::CrashEngine => self.crash_engine().await?,
             Action::SetSpeed { speed } => vec![self.set_speed(speed)?],
             Action::RetryNow {

@@ -76,6 +76,23 @@ pub(crate) struct Core {
     pub(crate) pollers: Pollers,
     /// The build each worker identity declared.
     pub(crate) build_ids: HashMap<String, String>,
+    /// Sticky queues whose worker stopped cleanly (Temporal's ShutdownWorker).
+    pub(crate) released_sticky: std::collections::HashSet<String>,
+}
+
+impl Core {
+    /// Whether the worker behind a sticky queue may still take a task
+    /// scheduled at `at_ms`: not stopped, and polling now or lately.
+    pub(crate) fn sticky_available(&self, queue: &str, at_ms: u64) -> bool {
+        if self.released_sticky.contains(queue) {
+            return false;
+        }
+        let window = crate::engine::state::STICKY_POLLER_WINDOW.as_millis() as u64;
+        self.pollers.get(queue).is_some_and(|ps| {
+            ps.values()
+                .any(|p| p.outstanding > 0 || at_ms.saturating_sub(p.last_access_ms) < window)
+        })
+    }
 }
 
 pub(crate) struct Inner {
@@ -137,6 +154,7 @@ impl Engine {
                 waiters: HashMap::new(),
                 pollers: Default::default(),
                 build_ids: HashMap::new(),
+                released_sticky: Default::default(),
             }),
             timer_wake: Arc::new(Notify::new()),
             catalog: RwLock::new(BTreeMap::new()),
@@ -260,7 +278,27 @@ impl Drop for Inner {
 /// timer becomes the earliest.
 pub(crate) fn apply_effect(core: &mut Core, e: Effect, wake: &Notify) {
     match e {
-        Effect::EnqueueWorkflowTask { seq, queue } => {
+        Effect::EnqueueWorkflowTask { seq, queue, sticky } => {
+            let queue = match sticky {
+                Some(s) if core.sticky_available(&s.queue, s.scheduled_ms) => {
+                    let at_ms = s.scheduled_ms
+                        + crate::engine::state::STICKY_SCHEDULE_TO_START.as_millis() as u64;
+                    apply_effect(
+                        core,
+                        Effect::Timer {
+                            at_ms,
+                            key: TimerKey::StickyScheduleToStart {
+                                seq,
+                                scheduled: s.scheduled_event_id,
+                            },
+                        },
+                        wake,
+                    );
+                    s.queue
+                }
+                // Its worker is gone: the normal queue at once.
+                _ => queue,
+            };
             let q = core.workflow_queues.entry(queue).or_default();
             q.items.push_back(seq);
             q.notify.notify_one();

@@ -66,6 +66,11 @@ pub struct RunState {
     pub first_execution_run_id: String,
     /// How long this run's first workflow task waited (continue-as-new's backoff).
     pub first_workflow_task_backoff: Duration,
+    /// The sticky queue of the worker that completed the last workflow task
+    /// and keeps the run cached: the next task goes there, with only the
+    /// events from `sticky_next_event_id` on (Temporal's sticky execution).
+    pub sticky_queue: Option<String>,
+    pub sticky_next_event_id: u64,
 }
 
 /// A pending user timer: fires at an absolute time, so a crash neither loses nor shifts it.
@@ -111,6 +116,11 @@ pub enum TimerKey {
         seq: u64,
         attempt: u32,
     },
+    /// A task on a worker's sticky queue not taken in time.
+    StickyScheduleToStart {
+        seq: u64,
+        scheduled: u64,
+    },
     UserTimer {
         seq: u64,
         started: u64,
@@ -120,12 +130,32 @@ pub enum TimerKey {
     },
 }
 
+/// A workflow task meant for a worker's sticky queue. If the worker is
+/// gone (stopped cleanly, or silent for [`STICKY_POLLER_WINDOW`]) it goes to
+/// the normal queue at once; otherwise it waits there for at most
+/// [`STICKY_SCHEDULE_TO_START`], then times out and moves to the normal queue.
+#[derive(Clone, Debug, PartialEq)]
+pub struct StickyDispatch {
+    pub queue: String,
+    pub scheduled_event_id: u64,
+    pub scheduled_ms: u64,
+}
+
+/// How long a task waits on a sticky queue (the SDKs' default).
+pub const STICKY_SCHEDULE_TO_START: Duration = Duration::from_secs(10);
+/// A sticky queue nobody polled for this long is taken as gone (Temporal's
+/// `StickyPollerUnavailableWindow`).
+pub const STICKY_POLLER_WINDOW: Duration = Duration::from_secs(10);
+
 /// What to do once a transition is durable.
 #[derive(Clone, Debug, PartialEq)]
 pub enum Effect {
     EnqueueWorkflowTask {
         seq: u64,
+        /// The run's (normal) task queue.
         queue: String,
+        /// Where the task goes if that worker still polls.
+        sticky: Option<StickyDispatch>,
     },
     EnqueueActivity {
         seq: u64,
@@ -184,6 +214,8 @@ impl RunState {
             expiration_ms: None,
             first_execution_run_id: run_id.to_string(),
             first_workflow_task_backoff: Duration::ZERO,
+            sticky_queue: None,
+            sticky_next_event_id: 0,
         }
     }
 

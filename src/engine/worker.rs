@@ -4,6 +4,7 @@
 //! engine, as a crashed process would. `swap_activity` replaces an
 //! activity's implementation while the worker runs (the hot fix).
 
+mod activity;
 mod errors;
 mod instance;
 pub(crate) mod workflow;
@@ -22,149 +23,16 @@ use serde::de::DeserializeOwned;
 use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 
-use super::clock::Clock;
 use super::history::Failure;
 use super::history::{EventAttributes, Payload, WorkflowTaskFailedCause};
 use super::runtime::Engine;
 use super::worker_api::{ActivityTask, WorkflowTask};
+use activity::ActivityFn;
+pub use activity::{ActivityContext, ApplicationError, CANCELED_ERROR_TYPE};
 use workflow::{
     ActivationError, WfContext, WorkflowError, WorkflowFuture, WorkflowInfo, WorkflowInstance,
 };
 
-/// The error type of [`ApplicationError::canceled`].
-pub const CANCELED_ERROR_TYPE: &str = "CanceledError";
-
-/// An error an activity returns: Temporal's ApplicationError.
-#[derive(Clone, Debug, PartialEq)]
-pub struct ApplicationError {
-    pub error_type: String,
-    pub message: String,
-    pub non_retryable: bool,
-    pub details: Option<Payload>,
-    /// The next attempt waits this long instead of the policy's interval.
-    pub next_retry_delay: Option<Duration>,
-}
-
-impl ApplicationError {
-    /// A failure the retry policy may retry (unless its type is listed as non-retryable).
-    pub fn retryable(error_type: &str, message: impl Into<String>) -> Self {
-        ApplicationError {
-            error_type: error_type.to_string(),
-            message: message.into(),
-            non_retryable: false,
-            details: None,
-            next_retry_delay: None,
-        }
-    }
-
-    /// A failure that is never retried.
-    pub fn non_retryable(error_type: &str, message: impl Into<String>) -> Self {
-        ApplicationError {
-            non_retryable: true,
-            ..Self::retryable(error_type, message)
-        }
-    }
-
-    /// What an activity returns when it stops because its cancellation was
-    /// requested (its heartbeat says so): the attempt closes as
-    /// ActivityTaskCanceled, with the details attached, if any.
-    pub fn canceled(message: impl Into<String>) -> Self {
-        Self::non_retryable(CANCELED_ERROR_TYPE, message)
-    }
-
-    /// Whether this is the activity's answer to a cancel request.
-    pub fn is_cancellation(&self) -> bool {
-        self.error_type == CANCELED_ERROR_TYPE
-    }
-
-    pub fn with_details(mut self, details: &impl Serialize) -> Self {
-        self.details = Payload::from_value(details).ok();
-        self
-    }
-
-    /// The next attempt waits `delay` (a server's `Retry-After`) instead of
-    /// the retry policy's interval, as Temporal's `next_retry_delay`.
-    pub fn with_next_retry_delay(mut self, delay: Duration) -> Self {
-        self.next_retry_delay = Some(delay);
-        self
-    }
-
-    pub fn into_failure(self) -> Failure {
-        let mut f = Failure::application(self.error_type, self.message, self.non_retryable);
-        if let Some(d) = self.details {
-            f = f.with_details(d);
-        }
-        if let Some(d) = self.next_retry_delay {
-            f = f.with_next_retry_delay(d);
-        }
-        f
-    }
-}
-
-impl std::fmt::Display for ApplicationError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{}: {}", self.error_type, self.message)
-    }
-}
-
-impl std::error::Error for ApplicationError {}
-
-/// What an activity gets: who it is, which attempt, and the engine's clock.
-#[derive(Clone)]
-pub struct ActivityContext {
-    pub workflow_id: String,
-    pub run_id: String,
-    pub activity_id: String,
-    pub activity_type: String,
-    pub attempt: u32,
-    pub worker_identity: String,
-    /// How long this attempt may run before the engine times it out.
-    pub start_to_close_timeout: Duration,
-    clock: Clock,
-    engine: Engine,
-    token: super::worker_api::ActivityTaskToken,
-    heartbeat_details: Option<Payload>,
-}
-
-impl ActivityContext {
-    pub fn clock(&self) -> &Clock {
-        &self.clock
-    }
-
-    /// Reports progress. The details survive into the next attempt and each
-    /// heartbeat pushes the heartbeat deadline back. Returns an error once this
-    /// attempt is no longer current (timed out, run closed).
-    pub fn heartbeat(&self, details: &impl Serialize) -> Result<(), ApplicationError> {
-        let p = Payload::from_value(details)
-            .map_err(|e| ApplicationError::non_retryable("SerializationError", e.to_string()))?;
-        self.engine
-            .record_activity_heartbeat(&self.token, p)
-            .map_err(|e| match e {
-                super::error::EngineError::ActivityCancelRequested => {
-                    ApplicationError::canceled(e.to_string())
-                }
-                e => ApplicationError::retryable("HeartbeatRejected", e.to_string()),
-            })
-    }
-
-    /// The details the previous attempt reported by heartbeat, if any.
-    pub fn heartbeat_details<T: DeserializeOwned>(&self) -> Option<T> {
-        self.heartbeat_details
-            .as_ref()
-            .and_then(|p| p.to_value().ok())
-    }
-
-    /// Sleeps on the engine's clock (virtual in tests).
-    pub async fn sleep(&self, d: Duration) {
-        self.clock.sleep(d).await;
-    }
-}
-
-type ActivityFn = Arc<
-    dyn Fn(ActivityContext, Payload) -> BoxFuture<'static, Result<Payload, ApplicationError>>
-        + Send
-        + Sync,
->;
 type WorkflowFn = Arc<dyn Fn(WfContext, Payload) -> WorkflowFuture + Send + Sync>;
 
 /// A worker's settings.
@@ -179,6 +47,12 @@ pub struct WorkerOptions {
     /// The build of the code this worker runs (Temporal's build id), shown
     /// with its pollers by [`Engine::describe_task_queue`].
     pub build_id: String,
+    /// Whether runs it has cached get their next tasks on its own sticky
+    /// queue, with only the new events (Temporal's default: on).
+    pub sticky: bool,
+    /// How long a clean stop lets running activities finish before handing
+    /// them back (their attempt fails as `WorkerShutdown` and is retried).
+    pub graceful_shutdown_timeout: Duration,
 }
 
 impl WorkerOptions {
@@ -190,6 +64,8 @@ impl WorkerOptions {
             max_concurrent_workflow_tasks: 100,
             max_cached_workflows: 10_000,
             build_id: String::new(),
+            sticky: true,
+            graceful_shutdown_timeout: Duration::from_secs(10),
         }
     }
 }
@@ -200,6 +76,9 @@ pub struct WorkerStats {
     pub workflow_tasks_completed: AtomicU64,
     pub workflow_tasks_failed: AtomicU64,
     pub events_replayed: AtomicU64,
+    /// History events delivered with workflow tasks (whole histories, or
+    /// only the new events on the sticky queue).
+    pub history_events_received: AtomicU64,
     pub cache_hits: AtomicU64,
     pub activities_started: AtomicU64,
     pub activities_completed: AtomicU64,
@@ -309,17 +188,30 @@ impl Worker {
             self.engine
                 .set_build_id(&self.options.identity, &self.options.build_id);
         }
+        let cancel = CancellationToken::new();
         let shared = Arc::new(WorkerShared {
             engine: self.engine,
-            options: self.options,
             workflows: self.workflows,
             activities: RwLock::new(self.activities),
             cache: Mutex::new(HashMap::new()),
             stats: WorkerStats::default(),
-            cancel: CancellationToken::new(),
+            stopping: cancel.child_token(),
+            hand_back: cancel.child_token(),
+            in_flight: tokio_util::task::TaskTracker::new(),
+            sticky_queue: (self.options.sticky && self.options.max_cached_workflows > 0).then(
+                || {
+                    format!(
+                        "{}-sticky-{:016x}",
+                        self.options.identity,
+                        fastrand::u64(..)
+                    )
+                },
+            ),
+            cancel,
+            options: self.options,
         });
         let s = shared.clone();
-        tokio::spawn(until_killed(shared.cancel.clone(), async move {
+        tokio::spawn(until_killed(shared.stopping.clone(), async move {
             let slots = s.options.max_concurrent_workflow_tasks;
             s.serve(
                 slots,
@@ -327,7 +219,11 @@ impl Worker {
                 |me| {
                     async move {
                         me.engine
-                            .poll_workflow_task(&me.options.task_queue, &me.options.identity)
+                            .poll_workflow_task_sticky(
+                                &me.options.task_queue,
+                                me.sticky_queue.as_deref(),
+                                &me.options.identity,
+                            )
                             .await
                     }
                     .boxed()
@@ -337,7 +233,7 @@ impl Worker {
             .await;
         }));
         let s = shared.clone();
-        tokio::spawn(until_killed(shared.cancel.clone(), async move {
+        tokio::spawn(until_killed(shared.stopping.clone(), async move {
             let slots = s.options.max_concurrent_activities;
             s.serve(
                 slots,
@@ -369,7 +265,16 @@ struct WorkerShared {
     activities: RwLock<HashMap<String, ActivityFn>>,
     cache: Mutex<HashMap<String, WorkflowInstance>>,
     stats: WorkerStats,
+    /// Killed: everything stops at once.
     cancel: CancellationToken,
+    /// Stopping cleanly: no more polls.
+    stopping: CancellationToken,
+    /// Running activities are handed back (end of a clean stop's grace).
+    hand_back: CancellationToken,
+    /// Workflow tasks and activities in flight.
+    in_flight: tokio_util::task::TaskTracker,
+    /// This worker's sticky queue, if it uses one.
+    sticky_queue: Option<String>,
 }
 
 /// A running worker.
@@ -393,6 +298,32 @@ impl WorkerHandle {
     pub fn kill(&self) {
         self.shared.cancel.cancel();
         if let Ok(mut c) = self.shared.cache.lock() {
+            c.clear();
+        }
+    }
+
+    /// Stops the worker cleanly, as a Temporal SDK's `shutdown()`: it polls
+    /// no more, its sticky queue is released (its runs' next tasks go to
+    /// other workers at once, with no timeout), workflow tasks in flight
+    /// finish, and running activities get `graceful_shutdown_timeout` to
+    /// finish before they are handed back (their attempt fails as
+    /// `WorkerShutdown` and is retried elsewhere).
+    pub async fn shutdown(&self) {
+        let s = &self.shared;
+        s.stopping.cancel();
+        if let Some(q) = &s.sticky_queue {
+            s.engine.release_sticky_queue(q);
+        }
+        s.in_flight.close();
+        tokio::select! {
+            _ = s.in_flight.wait() => {}
+            _ = s.engine.clock().sleep(s.options.graceful_shutdown_timeout) => {
+                s.hand_back.cancel();
+                s.in_flight.wait().await;
+            }
+        }
+        s.cancel.cancel();
+        if let Ok(mut c) = s.cache.lock() {
             c.clear();
         }
     }
@@ -478,21 +409,50 @@ impl WorkerShared {
                 }
             };
             let work = handle(self.clone(), task);
-            tokio::spawn(until_killed(self.cancel.clone(), async move {
-                work.await;
-                drop(permit);
-            }));
+            self.in_flight
+                .spawn(until_killed(self.cancel.clone(), async move {
+                    work.await;
+                    drop(permit);
+                }));
         }
     }
 
-    async fn run_workflow_task(&self, task: WorkflowTask) {
+    async fn run_workflow_task(&self, mut task: WorkflowTask) {
         let identity = &self.options.identity;
+        self.stats
+            .history_events_received
+            .fetch_add(task.history.len() as u64, Ordering::Relaxed);
+        let next = task.first_event_id + task.history.len() as u64;
         let cached = self
             .cache
             .lock()
             .ok()
             .and_then(|mut c| c.remove(&task.run_id))
-            .filter(|inst| inst.cursor() <= task.history.len() as u64 + 1);
+            .filter(|inst| (task.first_event_id..=next).contains(&inst.cursor()));
+        if cached.is_none() && task.first_event_id > 1 {
+            // A sticky task for a run no longer cached: read what came before.
+            match self
+                .engine
+                .history(&task.workflow_id, Some(&task.run_id))
+                .await
+            {
+                Ok(mut whole) => {
+                    whole.truncate((next - 1) as usize);
+                    task.history = whole;
+                    task.first_event_id = 1;
+                }
+                Err(e) => {
+                    let failure = Failure::application("HistoryUnavailable", e.to_string(), false);
+                    self.fail_task(
+                        &task,
+                        WorkflowTaskFailedCause::WorkflowWorkerUnhandledFailure,
+                        failure,
+                    )
+                    .await;
+                    return;
+                }
+            }
+        }
         let mut inst = match cached {
             Some(i) => {
                 self.stats.cache_hits.fetch_add(1, Ordering::Relaxed);
@@ -522,9 +482,11 @@ impl WorkerShared {
         }
         match outcome {
             Ok(commands) => {
+                // The run stays cached here: its next task comes to our sticky queue.
+                let sticky = self.sticky_queue.as_deref().filter(|_| !inst.is_finished());
                 match self
                     .engine
-                    .complete_workflow_task(&task.token, identity, commands)
+                    .complete_workflow_task_sticky(&task.token, identity, commands, sticky)
                     .await
                 {
                     Ok(()) => {
@@ -668,6 +630,7 @@ impl WorkerShared {
             workflow_type: task.workflow_type.clone(),
             attempt: 1,
             history: task.history.clone(),
+            first_event_id: 1,
             started_time_ms: task.history.last().map_or(0, |e| e.event_time_ms),
         };
         let mut inst = self.new_instance(&wt).map_err(|f| f.message.clone())?;
@@ -720,14 +683,18 @@ impl WorkerShared {
                     token: task.token.clone(),
                     heartbeat_details: task.heartbeat_details.clone(),
                 };
-                match AssertUnwindSafe(f(ctx, task.input.clone()))
-                    .catch_unwind()
-                    .await
-                {
-                    Ok(r) => r,
-                    Err(panic) => Err(ApplicationError::retryable(
-                        "Panic",
-                        format!("activity panicked: {}", panic_message(panic)),
+                let run = AssertUnwindSafe(f(ctx, task.input.clone())).catch_unwind();
+                tokio::select! {
+                    r = run => match r {
+                        Ok(r) => r,
+                        Err(panic) => Err(ApplicationError::retryable(
+                            "Panic",
+                            format!("activity panicked: {}", panic_message(panic)),
+                        )),
+                    },
+                    _ = self.hand_back.cancelled() => Err(ApplicationError::retryable(
+                        "WorkerShutdown",
+                        format!("worker {identity} stopped before the activity finished"),
                     )),
                 }
             }

@@ -30,7 +30,8 @@ impl WorkflowTaskToken {
     }
 }
 
-/// A workflow task handed to a worker: the run and its full history.
+/// A workflow task handed to a worker: the run and its history, whole, or
+/// from `first_event_id` on when it came from the worker's sticky queue.
 #[derive(Clone, Debug)]
 pub struct WorkflowTask {
     pub token: WorkflowTaskToken,
@@ -38,8 +39,13 @@ pub struct WorkflowTask {
     pub run_id: String,
     pub workflow_type: String,
     pub attempt: u32,
-    /// The whole history so far; a worker with cached state skips what it has seen.
+    /// The history so far from `first_event_id` on; a worker with cached
+    /// state skips what it has seen.
     pub history: Vec<HistoryEvent>,
+    /// 1 for the whole history. Later on a task from the worker's sticky
+    /// queue: the events before it are the ones its cached run has seen
+    /// (on a cache miss it reads the rest with [`Engine::history`]).
+    pub first_event_id: u64,
     /// The workflow time of this task (when it started).
     pub started_time_ms: u64,
 }
@@ -104,11 +110,13 @@ impl Engine {
     pub async fn poll_query_task(&self, queue: &str) -> Result<QueryTask, EngineError> {
         self.poll_queue(
             |core| {
-                core.query_queues
-                    .entry(queue.to_string())
-                    .or_default()
-                    .notify
-                    .clone()
+                vec![
+                    core.query_queues
+                        .entry(queue.to_string())
+                        .or_default()
+                        .notify
+                        .clone(),
+                ]
             },
             || {
                 Ok(self
@@ -127,55 +135,104 @@ impl Engine {
         queue: &str,
         identity: &str,
     ) -> Result<WorkflowTask, EngineError> {
+        self.poll_workflow_task_sticky(queue, None, identity).await
+    }
+
+    /// Waits for a workflow task on the worker's `sticky` queue (tasks of
+    /// runs it has cached, with only the events it has not seen) or on
+    /// `queue`, and takes it; the sticky queue first.
+    pub async fn poll_workflow_task_sticky(
+        &self,
+        queue: &str,
+        sticky: Option<&str>,
+        identity: &str,
+    ) -> Result<WorkflowTask, EngineError> {
         let _polling = PollGuard::new(self, queue, identity, TaskQueueKind::Workflow);
+        let _sticky = sticky.map(|s| PollGuard::new(self, s, identity, TaskQueueKind::Workflow));
+        let queues: Vec<&str> = sticky.into_iter().chain([queue]).collect();
         let (ticket, task) = self
             .poll_queue(
                 |core| {
-                    core.workflow_queues
-                        .entry(queue.to_string())
-                        .or_default()
-                        .notify
-                        .clone()
+                    queues
+                        .iter()
+                        .map(|q| {
+                            core.workflow_queues
+                                .entry(q.to_string())
+                                .or_default()
+                                .notify
+                                .clone()
+                        })
+                        .collect()
                 },
-                || self.try_take_workflow_task(queue, identity),
+                || self.try_take_workflow_task(&queues, identity),
             )
             .await?;
         self.with_history(ticket, task).await
     }
 
-    /// Waits on a queue's notifier until `take` finds a task. The notifier is
-    /// armed before looking, so a task pushed in between is never missed.
+    /// Waits on queues' notifiers until `take` finds a task. The notifiers
+    /// are armed before looking, so a task pushed in between is never missed.
     async fn poll_queue<T>(
         &self,
-        notify_of: impl Fn(&mut super::runtime::Core) -> std::sync::Arc<tokio::sync::Notify>,
+        notify_of: impl Fn(&mut super::runtime::Core) -> Vec<std::sync::Arc<tokio::sync::Notify>>,
         take: impl Fn() -> Result<Option<T>, EngineError>,
     ) -> Result<T, EngineError> {
         loop {
-            let notify = notify_of(&mut self.lock());
-            let notified = notify.notified();
-            tokio::pin!(notified);
-            notified.as_mut().enable();
+            let notifies = notify_of(&mut self.lock());
+            let mut waits: Vec<_> = notifies.iter().map(|n| Box::pin(n.notified())).collect();
+            for w in &mut waits {
+                w.as_mut().enable();
+            }
             if let Some(task) = take()? {
                 return Ok(task);
             }
-            notified.await;
+            futures::future::select_all(waits).await;
+        }
+    }
+
+    /// A worker stopped cleanly (Temporal's ShutdownWorker): its sticky
+    /// queue takes nothing more, and what waits there goes to the normal
+    /// queues at once, with no timeout.
+    pub fn release_sticky_queue(&self, sticky: &str) {
+        let wake = self.inner.timer_wake.clone();
+        let mut core = self.lock();
+        core.released_sticky.insert(sticky.to_string());
+        let waiting: Vec<u64> = core
+            .workflow_queues
+            .get_mut(sticky)
+            .map(|q| q.items.drain(..).collect())
+            .unwrap_or_default();
+        for seq in waiting {
+            let Some(queue) = core.runs.get(&seq).map(|r| r.task_queue.clone()) else {
+                continue;
+            };
+            super::runtime::apply_effect(
+                &mut core,
+                super::state::Effect::EnqueueWorkflowTask {
+                    seq,
+                    queue,
+                    sticky: None,
+                },
+                &wake,
+            );
         }
     }
 
     fn try_take_workflow_task(
         &self,
-        queue: &str,
+        queues: &[&str],
         identity: &str,
     ) -> Result<Option<(u64, WorkflowTask)>, EngineError> {
         let now = self.now_ms();
         let taken = {
             let mut core = self.lock();
             let mut taken = None;
-            while let Some(seq) = core
-                .workflow_queues
-                .get_mut(queue)
-                .and_then(|q| q.items.pop_front())
-            {
+            while let Some((queue, seq)) = queues.iter().find_map(|q| {
+                core.workflow_queues
+                    .get_mut(*q)
+                    .and_then(|tq| tq.items.pop_front())
+                    .map(|seq| (*q, seq))
+            }) {
                 let request_id = self.next_request_id();
                 let Some(run) = core.runs.get(&seq) else {
                     continue;
@@ -192,6 +249,12 @@ impl Engine {
                     continue;
                 };
                 let attempt = run.workflow_task.as_ref().map_or(1, |w| w.attempt);
+                // From its sticky queue the worker gets only what it has not seen.
+                let first_event_id = if run.sticky_queue.as_deref() == Some(queue) {
+                    run.sticky_next_event_id.max(1)
+                } else {
+                    1
+                };
                 let info = (
                     seq,
                     request_id,
@@ -199,6 +262,7 @@ impl Engine {
                     run.run_id.clone(),
                     run.workflow_type.clone(),
                     attempt,
+                    first_event_id,
                 );
                 // The task's history is everything committed before its start.
                 let ticket = core.run_tickets.get(&seq).copied().unwrap_or(0);
@@ -209,7 +273,10 @@ impl Engine {
             }
             taken
         };
-        let Some(((seq, request_id, workflow_id, run_id, workflow_type, attempt), ticket)) = taken
+        let Some((
+            (seq, request_id, workflow_id, run_id, workflow_type, attempt, first_event_id),
+            ticket,
+        )) = taken
         else {
             return Ok(None);
         };
@@ -222,6 +289,7 @@ impl Engine {
                 workflow_type,
                 attempt,
                 history: Vec::new(),
+                first_event_id,
                 started_time_ms: now,
             },
         )))
@@ -235,7 +303,10 @@ impl Engine {
         mut task: WorkflowTask,
     ) -> Result<WorkflowTask, EngineError> {
         self.inner.store.settled(ticket).await?;
-        task.history = self.inner.store.history(task.token.seq)?;
+        task.history = self
+            .inner
+            .store
+            .history_from(task.token.seq, task.first_event_id)?;
         Ok(task)
     }
 
@@ -265,9 +336,24 @@ impl Engine {
         identity: &str,
         commands: Vec<Command>,
     ) -> Result<(), EngineError> {
+        self.complete_workflow_task_sticky(token, identity, commands, None)
+            .await
+    }
+
+    /// Completes a workflow task; `sticky` names the queue of the worker
+    /// that keeps the run cached, where the next task goes (Temporal's
+    /// sticky attributes), or `None` to send it to the normal queue.
+    pub async fn complete_workflow_task_sticky(
+        &self,
+        token: &WorkflowTaskToken,
+        identity: &str,
+        commands: Vec<Command>,
+        sticky: Option<&str>,
+    ) -> Result<(), EngineError> {
         let refused = self
             .transact(token.seq, |run, tr, now| {
                 Self::check_workflow_task(run, token)?;
+                run.sticky_queue = sticky.map(str::to_string);
                 Ok((
                     run.workflow_id.clone(),
                     run.complete_workflow_task(tr, now, identity, commands)
@@ -312,11 +398,13 @@ impl Engine {
         let _polling = PollGuard::new(self, queue, identity, TaskQueueKind::Activity);
         self.poll_queue(
             |core| {
-                core.activity_queues
-                    .entry(queue.to_string())
-                    .or_default()
-                    .notify
-                    .clone()
+                vec![
+                    core.activity_queues
+                        .entry(queue.to_string())
+                        .or_default()
+                        .notify
+                        .clone(),
+                ]
             },
             || self.try_take_activity_task(queue, identity),
         )

@@ -220,6 +220,52 @@ async fn worker_killed_mid_llm_call_is_retried_after_the_timeout() {
     assert!(matches!(out, WorkflowOutcome::Completed(_)), "{out:?}");
 }
 
+/// The worker stopped cleanly while the model thinks: the call finishes
+/// inside the grace period (nothing is paid twice), and the report goes on
+/// as soon as a worker is back, with no timeout.
+#[tokio::test(start_paused = true)]
+async fn worker_stopped_mid_llm_call_finishes_it_first() {
+    let (mut lab, _dir) = lab();
+    lab.set_offline_think(Duration::from_secs(5));
+    lab.start_workers();
+    start_report(&lab, "s").await;
+    until_pending(lab.engine(), "s", "llm_call", |a| {
+        a.state == holdfast::engine::PendingActivityState::Started
+    })
+    .await;
+    let events = lab.apply(Action::StopWorker).await.unwrap();
+    assert!(
+        matches!(events[..], [LabEvent::WorkersStopped { .. }]),
+        "{events:?}"
+    );
+    assert!(lab.snapshot().worker.is_none());
+    lab.apply(Action::StartWorker).await.unwrap();
+    let out = lab.engine().result("s", None).await.unwrap();
+    assert!(matches!(out, WorkflowOutcome::Completed(_)), "{out:?}");
+    let h = lab.engine().history("s", None).await.unwrap();
+    let llm_started: Vec<_> = h
+        .iter()
+        .filter(|e| {
+            matches!(
+                &e.attributes,
+                EventAttributes::ActivityTaskStarted { attempt: 1, .. }
+            )
+        })
+        .collect();
+    assert!(!llm_started.is_empty());
+    assert!(
+        !h.iter().any(|e| matches!(
+            &e.attributes,
+            EventAttributes::ActivityTaskStarted { attempt, .. } if *attempt > 1
+        )),
+        "no attempt was retried"
+    );
+    assert!(
+        !h.iter()
+            .any(|e| e.event_type() == holdfast::engine::EventType::WorkflowTaskTimedOut)
+    );
+}
+
 /// Actions are data: a scenario names them as the key table does, and a
 /// mistake in one is refused with what was expected.
 #[test]

@@ -20,4 +20,5 @@ mod layering;
 mod read_model;
 mod replay;
 mod research;
+mod sticky;
 mod timers_signals_queries;

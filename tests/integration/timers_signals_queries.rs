@@ -71,9 +71,10 @@ async fn e_signal_sent_without_worker_is_delivered_later() {
     let (engine, _dir) = virtual_engine();
     let first = worker(&engine, "lab-worker-1");
     start(&engine, "signal", "SignalWf").await;
-    // let the first workflow task run, then take the worker away
+    // let the first workflow task run, then stop the worker cleanly (a
+    // killed one would leave the next task on its sticky queue for 10 s)
     tokio::time::sleep(Duration::from_millis(100)).await;
-    first.kill();
+    first.shutdown().await;
     engine
         .signal(
             "signal",

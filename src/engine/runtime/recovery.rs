@@ -46,6 +46,8 @@ impl Engine {
         let count = running.len();
         let mut effects = Vec::new();
         for mut run in running.into_iter().rev() {
+            // No worker of the old process polls any more.
+            run.sticky_queue = None;
             if let Some(w) = &mut run.workflow_task {
                 // Whoever held it died with the old process.
                 w.started = None;
@@ -53,6 +55,7 @@ impl Engine {
                     effects.push(Effect::EnqueueWorkflowTask {
                         seq: run.seq,
                         queue: run.task_queue.clone(),
+                        sticky: None,
                     });
                 } else {
                     effects.push(Effect::Timer {

@@ -185,6 +185,13 @@ impl Engine {
                 })
                 .await
             }
+            TimerKey::StickyScheduleToStart { seq, scheduled } => {
+                self.transact(seq, |run, tr, now| {
+                    run.time_out_sticky_task(tr, now, scheduled);
+                    Ok(())
+                })
+                .await
+            }
             TimerKey::WorkflowTaskRetry { seq, attempt } => {
                 let mut core = self.lock();
                 let Some(run) = core.runs.get(&seq) else {
@@ -198,7 +205,11 @@ impl Engine {
                     let queue = run.task_queue.clone();
                     apply_effect(
                         &mut core,
-                        Effect::EnqueueWorkflowTask { seq, queue },
+                        Effect::EnqueueWorkflowTask {
+                            seq,
+                            queue,
+                            sticky: None,
+                        },
                         &self.inner.timer_wake,
                     );
                 }

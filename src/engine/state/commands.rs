@@ -277,6 +277,9 @@ impl RunState {
         let Some((scheduled, started)) = self.write_task_started(tr) else {
             return Ok(());
         };
+        // A sticky worker has seen everything before this task's start (the
+        // Started event is written only now, at completion).
+        self.sticky_next_event_id = started;
         let completed = self.append(
             tr,
             now,

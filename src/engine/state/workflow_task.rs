@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use super::{Effect, RunState, TimerKey, Transition};
+use super::{Effect, RunState, StickyDispatch, TimerKey, Transition};
 use crate::engine::history::{EventAttributes, Failure, TimeoutType, WorkflowTaskFailedCause};
 
 /// The run's workflow task, if one is pending.
@@ -70,7 +70,7 @@ impl RunState {
             now,
             EventAttributes::WorkflowTaskScheduled {
                 task_queue: self.task_queue.clone(),
-                sticky_queue: None,
+                sticky_queue: self.sticky_queue.clone(),
                 start_to_close_timeout: self.workflow_task_timeout,
                 attempt: 1,
             },
@@ -88,7 +88,43 @@ impl RunState {
         tr.effects.push(Effect::EnqueueWorkflowTask {
             seq: self.seq,
             queue: self.task_queue.clone(),
+            sticky: self.sticky_queue.clone().map(|queue| StickyDispatch {
+                queue,
+                scheduled_event_id: id,
+                scheduled_ms: now,
+            }),
         });
+    }
+
+    /// The task waited on the sticky queue of a worker that did not take it
+    /// (killed): WorkflowTaskTimedOut (SCHEDULE_TO_START), and a new task on
+    /// the normal queue, with the whole history.
+    pub fn time_out_sticky_task(&mut self, tr: &mut Transition, now: u64, scheduled: u64) {
+        let waiting = self
+            .workflow_task
+            .as_ref()
+            .is_some_and(|w| w.scheduled_event_id == Some(scheduled) && w.started.is_none());
+        if !waiting {
+            return;
+        }
+        self.append(
+            tr,
+            now,
+            EventAttributes::WorkflowTaskTimedOut {
+                scheduled_event_id: scheduled,
+                started_event_id: 0,
+                timeout_type: TimeoutType::ScheduleToStart,
+            },
+        );
+        self.workflow_task = None;
+        self.sticky_queue = None;
+        self.schedule_workflow_task(tr, now);
+    }
+
+    /// Forgets the sticky queue: the next task goes to the normal queue
+    /// with the whole history (after a failed or timed-out task).
+    pub(super) fn clear_sticky(&mut self) {
+        self.sticky_queue = None;
     }
 
     /// A worker took the workflow task.
@@ -157,6 +193,7 @@ impl RunState {
         let Some(w) = self.workflow_task.clone() else {
             return;
         };
+        self.clear_sticky();
         if (w.attempt == 1 || !self.buffered.is_empty())
             && let Some((scheduled, started)) = self.write_task_started(tr)
         {
@@ -183,6 +220,7 @@ impl RunState {
         let Some(w) = self.workflow_task.clone() else {
             return;
         };
+        self.clear_sticky();
         if (w.attempt == 1 || !self.buffered.is_empty())
             && let Some((scheduled, started)) = self.write_task_started(tr)
         {
@@ -214,6 +252,7 @@ impl RunState {
         tr.effects.push(Effect::EnqueueWorkflowTask {
             seq: self.seq,
             queue: self.task_queue.clone(),
+            sticky: None,
         });
     }
 
@@ -239,6 +278,7 @@ impl RunState {
             tr.effects.push(Effect::EnqueueWorkflowTask {
                 seq: self.seq,
                 queue: self.task_queue.clone(),
+                sticky: None,
             });
         } else {
             tr.effects.push(Effect::Timer {

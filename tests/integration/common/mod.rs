@@ -74,6 +74,12 @@ fn reference_line(e: &serde_json::Value) -> String {
         })
         .unwrap_or_default();
     let mut parts = vec![ty.clone()];
+    if ty == "WorkflowTaskScheduled" && attrs["taskQueue"]["kind"] == "TASK_QUEUE_KIND_STICKY" {
+        parts.push("sticky".into());
+    }
+    if let Some(t) = attrs["timeoutType"].as_str() {
+        parts.push(format!("timeoutType={t}"));
+    }
     if let Some(a) = attrs["attempt"].as_i64()
         && ty.starts_with("Activity")
     {
@@ -157,6 +163,13 @@ pub fn signature_of(events: &[HistoryEvent]) -> Vec<String> {
                     fail(&mut parts, failure);
                 }
                 A::WorkflowExecutionFailed { failure, .. } => fail(&mut parts, failure),
+                A::WorkflowTaskScheduled {
+                    sticky_queue: Some(_),
+                    ..
+                } => parts.push("sticky".into()),
+                A::WorkflowTaskTimedOut { timeout_type, .. } => {
+                    parts.push(format!("timeoutType={}", timeout_type.temporal_name()))
+                }
                 A::WorkflowTaskFailed { failure, cause, .. } => {
                     fail(&mut parts, failure);
                     parts.push(format!("cause={}", cause.temporal_name()));
