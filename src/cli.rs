@@ -3,6 +3,7 @@
 
 mod bank_chaos;
 mod bench;
+mod bench_long;
 mod chaos;
 mod demo;
 mod render;

@@ -29,6 +29,10 @@ pub struct BenchArgs {
     /// and a describe.
     #[arg(long)]
     pub read_model: bool,
+    /// Measure one workflow running N activities one after the other
+    /// instead (repeat it: `--sequential 1000 --sequential 10000`).
+    #[arg(long = "sequential", value_name = "N", value_parser = super::at_least_one, allow_negative_numbers = true)]
+    pub sequential: Vec<usize>,
 }
 
 /// A fresh directory for the benchmark's stores, inside `dir` if given
@@ -63,6 +67,12 @@ fn percentile(sorted: &[Duration], p: f64) -> Duration {
 pub async fn run(args: BenchArgs) -> Result<(), Box<dyn std::error::Error>> {
     if args.read_model {
         return read_model(args).await;
+    }
+    if !args.sequential.is_empty() {
+        let root = bench_root(args.dir.as_deref())?;
+        let out = super::bench_long::run(&args.sequential, &root).await;
+        let _ = std::fs::remove_dir_all(&root);
+        return out;
     }
     let root = bench_root(args.dir.as_deref())?;
     let engine_dir = root.join("engine");
