@@ -182,6 +182,35 @@ impl Worker {
         self
     }
 
+    /// Replays a run's whole history with this worker's code from scratch,
+    /// as a Temporal SDK's replayer does: every command the code issues must
+    /// be the one history holds. Returns the commands the code issues after
+    /// the last event (none once the run closed), or why it cannot.
+    pub fn replay(
+        &self,
+        workflow_id: &str,
+        run_id: &str,
+        workflow_type: &str,
+        history: &[super::history::HistoryEvent],
+    ) -> Result<Vec<super::state::Command>, String> {
+        let task = WorkflowTask {
+            token: super::worker_api::WorkflowTaskToken::detached(),
+            workflow_id: workflow_id.to_string(),
+            run_id: run_id.to_string(),
+            workflow_type: workflow_type.to_string(),
+            attempt: 1,
+            history: history.to_vec(),
+            first_event_id: 1,
+            started_time_ms: history.last().map_or(0, |e| e.event_time_ms),
+        };
+        let mut inst = instantiate(&self.workflows, &self.options.identity, &task)
+            .map_err(|f| f.message.clone())?;
+        match inst.activate(history, task.started_time_ms) {
+            Ok(commands) => Ok(commands),
+            Err(ActivationError::Nondeterminism(m)) | Err(ActivationError::Panic(m)) => Err(m),
+        }
+    }
+
     /// Starts polling. The returned handle kills the worker or swaps activities.
     pub fn start(self) -> WorkerHandle {
         if !self.options.build_id.is_empty() {
@@ -351,6 +380,46 @@ impl WorkerHandle {
             a.insert(name.to_string(), activity_fn(name, f));
         }
     }
+}
+
+/// A fresh instance of the task's workflow, at the start of its history.
+fn instantiate(
+    workflows: &BTreeMap<String, WorkflowFn>,
+    identity: &str,
+    task: &WorkflowTask,
+) -> Result<WorkflowInstance, Box<Failure>> {
+    let Some(f) = workflows.get(&task.workflow_type) else {
+        return Err(Box::new(Failure::application(
+            "NotFoundError",
+            format!(
+                "Workflow type {:?} is not registered on worker {}; registered: [{}]",
+                task.workflow_type,
+                identity,
+                workflows.keys().cloned().collect::<Vec<_>>().join(", ")
+            ),
+            false,
+        )));
+    };
+    let (input, task_queue) = match task.history.first().map(|e| &e.attributes) {
+        Some(EventAttributes::WorkflowExecutionStarted {
+            input, task_queue, ..
+        }) => (input.clone(), task_queue.clone()),
+        _ => {
+            return Err(Box::new(Failure::application(
+                "InvalidHistory",
+                "history does not begin with WorkflowExecutionStarted",
+                false,
+            )));
+        }
+    };
+    let info = WorkflowInfo {
+        workflow_id: task.workflow_id.clone(),
+        run_id: task.run_id.clone(),
+        workflow_type: task.workflow_type.clone(),
+        task_queue,
+    };
+    let f = f.clone();
+    Ok(WorkflowInstance::new(info, move |ctx| f(ctx, input)))
 }
 
 /// Runs `work` until the worker is killed. The kill is checked before
@@ -541,42 +610,7 @@ impl WorkerShared {
     }
 
     fn new_instance(&self, task: &WorkflowTask) -> Result<WorkflowInstance, Box<Failure>> {
-        let Some(f) = self.workflows.get(&task.workflow_type) else {
-            return Err(Box::new(Failure::application(
-                "NotFoundError",
-                format!(
-                    "Workflow type {:?} is not registered on worker {}; registered: [{}]",
-                    task.workflow_type,
-                    self.options.identity,
-                    self.workflows
-                        .keys()
-                        .cloned()
-                        .collect::<Vec<_>>()
-                        .join(", ")
-                ),
-                false,
-            )));
-        };
-        let (input, task_queue) = match task.history.first().map(|e| &e.attributes) {
-            Some(EventAttributes::WorkflowExecutionStarted {
-                input, task_queue, ..
-            }) => (input.clone(), task_queue.clone()),
-            _ => {
-                return Err(Box::new(Failure::application(
-                    "InvalidHistory",
-                    "history does not begin with WorkflowExecutionStarted",
-                    false,
-                )));
-            }
-        };
-        let info = WorkflowInfo {
-            workflow_id: task.workflow_id.clone(),
-            run_id: task.run_id.clone(),
-            workflow_type: task.workflow_type.clone(),
-            task_queue,
-        };
-        let f = f.clone();
-        Ok(WorkflowInstance::new(info, move |ctx| f(ctx, input)))
+        instantiate(&self.workflows, &self.options.identity, task)
     }
 
     async fn fail_task(

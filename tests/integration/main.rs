@@ -19,6 +19,7 @@ mod lab;
 mod layering;
 mod read_model;
 mod replay;
+mod replay_property;
 mod research;
 mod sticky;
 mod timers_signals_queries;
