@@ -283,12 +283,12 @@ impl RunState {
         }
     }
 
-    /// Appends what this workflow task's own commands buffered (an activity
-    /// canceled at once) before the command that closes the run.
-    fn append_buffered(&mut self, tr: &mut Transition) {
-        for (t, e) in std::mem::take(&mut self.buffered) {
-            self.append(tr, t, e);
-        }
+    /// A command closes the run: what this same task's commands buffered
+    /// (an activity canceled at once) is never written, as on Temporal,
+    /// where the close follows the ActivityTaskCancelRequested directly.
+    /// (Events from outside were refused before: the task fails instead.)
+    fn drop_own_buffered(&mut self) {
+        self.buffered.clear();
     }
 
     /// Appends buffered events after a workflow task ends, and schedules the next task.

@@ -400,7 +400,7 @@ impl RunState {
                     }
                 }
                 Command::CompleteWorkflowExecution { result } => {
-                    self.append_buffered(tr);
+                    self.drop_own_buffered();
                     let id = self.append(
                         tr,
                         now,
@@ -451,7 +451,7 @@ impl RunState {
                     }
                 }
                 Command::ContinueAsNewWorkflowExecution { input } => {
-                    self.append_buffered(tr);
+                    self.drop_own_buffered();
                     let id = self.append(
                         tr,
                         now,
@@ -471,7 +471,7 @@ impl RunState {
                     return Ok(());
                 }
                 Command::CancelWorkflowExecution => {
-                    self.append_buffered(tr);
+                    self.drop_own_buffered();
                     let id = self.append(
                         tr,
                         now,
@@ -483,7 +483,7 @@ impl RunState {
                     return Ok(());
                 }
                 Command::FailWorkflowExecution { failure } => {
-                    self.append_buffered(tr);
+                    self.drop_own_buffered();
                     let id = self.append(
                         tr,
                         now,

@@ -499,3 +499,32 @@ fn attempt_timed_out() {
     assert_eq!(r.ended_time_ms, Some(5_000));
     assert_eq!(b.activity().attempt, 2);
 }
+
+/// Canceling an activity that is not running in the task that closes the
+/// run: the close follows the cancel request directly and no
+/// ActivityTaskCanceled is written (as a Temporal dev server does).
+#[test]
+fn activity_canceled_by_the_task_that_closes_the_run() {
+    let mut b = RunBuilder::started();
+    b.schedule("1", policy(0));
+    b.step(|r, tr, now| r.signal(tr, now, "stop", Payload("null".into()), "cli"));
+    b.complete_task(vec![
+        Command::RequestCancelActivityTask {
+            activity_id: "1".into(),
+        },
+        Command::FailWorkflowExecution {
+            failure: Failure::application("Bye", "bye", true),
+        },
+    ]);
+    assert_eq!(
+        b.types(),
+        [
+            EventType::WorkflowTaskStarted,
+            EventType::WorkflowTaskCompleted,
+            EventType::ActivityTaskCancelRequested,
+            EventType::WorkflowExecutionFailed
+        ]
+    );
+    assert_eq!(b.run.status, WorkflowExecutionStatus::Failed);
+    assert!(b.run.buffered.is_empty());
+}

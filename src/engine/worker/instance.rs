@@ -153,8 +153,6 @@ impl WorkflowInstance {
             .find(|e| matches!(e.attributes, EventAttributes::WorkflowTaskCompleted { .. }))
             .map_or(0, |e| e.event_id);
         let mut in_command_group = false;
-        // The WorkflowTaskCompleted that began the current command group.
-        let mut group_task = 0;
         let fresh = !self.polled;
         let start = self.cursor;
         for ev in history.iter().filter(|e| e.event_id >= start) {
@@ -169,16 +167,6 @@ impl WorkflowInstance {
                     | EventAttributes::WorkflowExecutionCanceled { .. }
                     | EventAttributes::WorkflowExecutionContinuedAsNew { .. }
                     | EventAttributes::ActivityTaskCancelRequested { .. }
-            ) || matches!(
-                // Canceled at once by a cancel request of this same task: the
-                // engine writes it with the task's commands when one of them
-                // closes the run.
-                ev.attributes,
-                EventAttributes::ActivityTaskCanceled {
-                    started_event_id: 0,
-                    latest_cancel_requested_event_id,
-                    ..
-                } if in_command_group && latest_cancel_requested_event_id > group_task
             );
             if in_command_group && !is_command {
                 in_command_group = false;
@@ -205,7 +193,6 @@ impl WorkflowInstance {
                         self.poll()?;
                     }
                     in_command_group = true;
-                    group_task = ev.event_id;
                 }
                 EventAttributes::ActivityTaskScheduled {
                     activity_id,
