@@ -1,5 +1,6 @@
-//! The command line: `holdfast` (a headless demo until the TUI lands),
-//! `holdfast bench`, `holdfast workflow …`, and the crash-test child.
+//! The command line: `holdfast` (the terminal UI), `holdfast demo` (the
+//! same story headless), `holdfast bench`, `holdfast workflow …`, and the
+//! crash-test children.
 
 mod bank_chaos;
 mod bench;
@@ -25,6 +26,12 @@ pub use chaos::ChaosArgs;
 pub struct Cli {
     #[command(subcommand)]
     pub command: Option<Cmd>,
+    /// Where the screen keeps its workflows, bank and reports.
+    #[arg(long, default_value = "holdfast-data")]
+    pub data_dir: PathBuf,
+    /// How many times faster than real time the screen's clock runs (1–60).
+    #[arg(long, default_value = "1", value_parser = parse_speed)]
+    pub speed: f64,
 }
 
 #[derive(Subcommand, Debug)]
@@ -76,7 +83,15 @@ pub fn default_data_dir() -> PathBuf {
 }
 
 pub fn main(cli: Cli) -> ExitCode {
-    let command = cli.command.unwrap_or(Cmd::Demo(demo::DemoArgs::default()));
+    let Some(command) = cli.command else {
+        return match crate::tui::run_in_terminal(cli.data_dir, cli.speed) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("error: {e}");
+                ExitCode::FAILURE
+            }
+        };
+    };
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()

@@ -4,3 +4,4 @@ pub mod apps;
 pub mod cli;
 pub mod engine;
 pub mod text;
+pub mod tui;

@@ -23,3 +23,4 @@ mod replay_property;
 mod research;
 mod sticky;
 mod timers_signals_queries;
+mod tui;

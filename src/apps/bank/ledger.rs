@@ -418,6 +418,24 @@ impl Bank {
             .collect()
     }
 
+    /// Money withdrawn by transfers that have not deposited or refunded it
+    /// yet: with the balances, it makes up what the bank was seeded with.
+    pub fn in_flight(&self) -> Result<i64, BankError> {
+        let mut open: std::collections::HashMap<String, i64> = Default::default();
+        for e in self.journal()? {
+            if let Some(base) = e.reference.strip_suffix("-withdrawal") {
+                *open.entry(base.to_string()).or_default() -= e.delta;
+            } else if let Some(base) = e
+                .reference
+                .strip_suffix("-deposit")
+                .or_else(|| e.reference.strip_suffix("-refund"))
+            {
+                *open.entry(base.to_string()).or_default() -= e.delta;
+            }
+        }
+        Ok(open.values().sum())
+    }
+
     /// What a transfer's `movement` did, if anything.
     pub fn entry(
         &self,

@@ -1,0 +1,418 @@
+//! The terminal UI: watch a workflow fail, break it with a key, fix it,
+//! watch it recover.
+//!
+//! One loop: events in (keys from an injected stream, engine changes from
+//! the feed, results of work done in the background, one timer for the next
+//! countdown second), drained, then one draw if anything changed. A key
+//! never waits on the engine: lab actions run in their own task, reads in
+//! theirs, and both report back as events. The real terminal's
+//! `EventStream` is built only by [`run_in_terminal`]; tests hand
+//! [`run`] any stream and a `TestBackend`.
+
+pub mod action;
+pub mod app;
+pub mod keymap;
+pub mod log;
+pub mod theme;
+pub mod view;
+
+use std::collections::HashSet;
+use std::time::Duration;
+
+use futures::{Stream, StreamExt};
+use ratatui::Terminal;
+use ratatui::backend::Backend;
+use ratatui::crossterm::event::Event as TermEvent;
+use tokio::sync::mpsc;
+
+use crate::apps::bank::{self, Bank, PaymentDetails, SEED_ACCOUNTS};
+use crate::apps::lab::Lab;
+use crate::apps::research;
+use crate::engine::{Engine, EventAttributes, EventType, HistoryEvent, ListFilter, Payload};
+use app::{App, Effect, Event, RunView};
+use theme::Theme;
+
+/// Runs the screen until the person quits. `input` is the terminal's
+/// events (crossterm's `EventStream` in the real terminal).
+pub async fn run<B, S>(
+    terminal: &mut Terminal<B>,
+    mut input: S,
+    lab: Lab,
+    theme: Theme,
+    logs: log::LogBuffer,
+) -> Result<(), String>
+where
+    B: Backend,
+    S: Stream<Item = std::io::Result<TermEvent>> + Unpin,
+{
+    let engine = lab.engine().clone();
+    let bank = lab.bank().clone();
+    let mut app = App::new(lab.snapshot(), engine.now_ms());
+    app.logs = logs;
+    let (tx, mut rx) = mpsc::unbounded_channel::<Event>();
+    let lab_tx = spawn_lab(lab, tx.clone());
+    spawn_feed(&engine, tx.clone());
+    let mut loading = false;
+    let mut load_again = true;
+    let mut dirty = true;
+    loop {
+        if load_again && !loading {
+            load_again = false;
+            loading = true;
+            app.request += 1;
+            spawn_load(&engine, &bank, &app, tx.clone());
+        }
+        if dirty {
+            terminal
+                .draw(|f| view::draw(f, &app, theme))
+                .map_err(|e| format!("cannot draw: {e}"))?;
+            dirty = false;
+        }
+        let tick = next_tick(&app, &engine);
+        let first = tokio::select! {
+            ev = rx.recv() => match ev {
+                Some(ev) => ev,
+                None => return Ok(()),
+            },
+            input = input.next() => match input {
+                Some(Ok(ev)) => Event::Term(ev),
+                Some(Err(e)) => return Err(format!("cannot read the terminal: {e}")),
+                None => return Ok(()),
+            },
+            _ = sleep_opt(&engine, tick) => Event::Tick { now_ms: engine.now_ms() },
+        };
+        // Everything queued, then one draw.
+        let mut events = vec![first];
+        while let Ok(ev) = rx.try_recv() {
+            events.push(ev);
+        }
+        for ev in events {
+            if matches!(ev, Event::Loaded { .. }) {
+                loading = false;
+            }
+            dirty = true;
+            for effect in app.handle(ev) {
+                match effect {
+                    Effect::Reload => load_again = true,
+                    Effect::Lab(action) => {
+                        let _ = lab_tx.send(action);
+                    }
+                    Effect::ShowDraft { workflow_id } => {
+                        spawn_query(&engine, workflow_id, tx.clone())
+                    }
+                    Effect::Quit => return Ok(()),
+                }
+            }
+        }
+        app.now_ms = engine.now_ms();
+    }
+}
+
+/// The lab runs in its own task: actions in, results (and a fresh
+/// snapshot) back as events.
+fn spawn_lab(
+    mut lab: Lab,
+    tx: mpsc::UnboundedSender<Event>,
+) -> mpsc::UnboundedSender<crate::apps::lab::Action> {
+    let (lab_tx, mut lab_rx) = mpsc::unbounded_channel();
+    if lab.snapshot().worker.is_none() {
+        // The screen starts its worker, running the code the switches say.
+        lab.start_workers();
+    }
+    let _ = tx.send(Event::LabDone {
+        result: Ok(Vec::new()),
+        snapshot: Box::new(lab.snapshot()),
+    });
+    tokio::spawn(async move {
+        while let Some(action) = lab_rx.recv().await {
+            let result = lab.apply(action).await.map_err(|e| e.to_string());
+            let snapshot = Box::new(lab.snapshot());
+            if tx.send(Event::LabDone { result, snapshot }).is_err() {
+                break;
+            }
+        }
+    });
+    lab_tx
+}
+
+/// Engine changes become one kind of event; the screen re-reads what it shows.
+fn spawn_feed(engine: &Engine, tx: mpsc::UnboundedSender<Event>) {
+    let mut feed = engine.subscribe();
+    tokio::spawn(async move {
+        use tokio::sync::broadcast::error::RecvError;
+        while let Ok(_) | Err(RecvError::Lagged(_)) = feed.recv().await {
+            if tx.send(Event::Changed).is_err() {
+                break;
+            }
+        }
+    });
+}
+
+fn spawn_load(engine: &Engine, bank: &Bank, app: &App, tx: mpsc::UnboundedSender<Event>) {
+    let engine = engine.clone();
+    let bank = bank.clone();
+    let filter = app.status_filter.to_filter(&app.text_filter);
+    let selected = app.selected_id.clone();
+    let request = app.request;
+    tokio::spawn(async move {
+        let event = match load(&engine, &bank, &filter, selected).await {
+            Ok((runs, retrying, run)) => Event::Loaded {
+                request,
+                runs,
+                retrying,
+                run,
+            },
+            Err(e) => Event::Error(e),
+        };
+        let _ = tx.send(event);
+    });
+}
+
+/// Newest runs shown at once.
+const PAGE: usize = 200;
+
+/// What one reload reads: the list, the runs retrying, the selected run.
+pub type Loaded = (
+    Vec<crate::engine::WorkflowExecutionInfo>,
+    HashSet<String>,
+    Option<Box<RunView>>,
+);
+
+/// Reads what the screen shows (the first page of runs, newest first; the
+/// selected run, or the newest, in full).
+pub async fn load(
+    engine: &Engine,
+    bank: &Bank,
+    filter: &ListFilter,
+    selected: Option<String>,
+) -> Result<Loaded, String> {
+    let page = engine
+        .list(filter, PAGE, None)
+        .await
+        .map_err(|e| e.to_string())?;
+    let retrying_filter = ListFilter {
+        retrying: true,
+        ..ListFilter::default()
+    };
+    let retrying = engine
+        .list(&retrying_filter, PAGE, None)
+        .await
+        .map_err(|e| e.to_string())?
+        .executions
+        .into_iter()
+        .map(|r| r.run_id)
+        .collect();
+    let selected = selected.or_else(|| page.executions.first().map(|r| r.workflow_id.clone()));
+    let run = match selected {
+        Some(id) => {
+            let description = engine
+                .describe(&id, None)
+                .await
+                .map_err(|e| e.to_string())?;
+            let history = engine
+                .history(&id, Some(&description.info.run_id))
+                .await
+                .map_err(|e| e.to_string())?;
+            let facts = facts(bank, &description.info.workflow_type, &history);
+            Some(Box::new(RunView {
+                description,
+                history,
+                facts,
+            }))
+        }
+        None => None,
+    };
+    Ok((page.executions, retrying, run))
+}
+
+/// The app's own state for a run: the accounts a transfer moves money
+/// between and the whole bank's total; what a report has paid and made.
+fn facts(bank: &Bank, workflow_type: &str, history: &[HistoryEvent]) -> Vec<String> {
+    if workflow_type == bank::WORKFLOW_TYPE {
+        let Some(EventAttributes::WorkflowExecutionStarted { input, .. }) =
+            history.first().map(|e| &e.attributes)
+        else {
+            return Vec::new();
+        };
+        let Ok(p) = input.to_value::<PaymentDetails>() else {
+            return Vec::new();
+        };
+        let balance = |n: &str| {
+            bank.account(n)
+                .map(|a| format!("${}", a.balance))
+                .unwrap_or_else(|_| "unknown account".into())
+        };
+        let total: i64 = bank
+            .accounts()
+            .map(|a| a.iter().map(|a| a.balance).sum())
+            .unwrap_or(0);
+        let seeded: i64 = SEED_ACCOUNTS.iter().map(|(_, b)| b).sum();
+        let in_flight = bank.in_flight().unwrap_or(0);
+        vec![
+            format!(
+                "transfer of ${} · {} → {}",
+                p.amount, p.source_account, p.target_account
+            ),
+            format!(
+                "{}: {}   {}: {}",
+                p.source_account,
+                balance(&p.source_account),
+                p.target_account,
+                balance(&p.target_account)
+            ),
+            match (total + in_flight == seeded, in_flight) {
+                (true, 0) => format!("money conserved ✓ (accounts hold all ${seeded})"),
+                (true, f) => format!("money conserved ✓ (${f} in flight)"),
+                (false, _) => format!(
+                    "money NOT conserved ✗: accounts ${total} + in flight ${in_flight} ≠ ${seeded}"
+                ),
+            },
+        ]
+    } else if workflow_type == research::WORKFLOW_TYPE {
+        let completed = |ty: &str| {
+            let scheduled: Vec<u64> = history
+                .iter()
+                .filter(|e| matches!(&e.attributes, EventAttributes::ActivityTaskScheduled { activity_type, .. } if activity_type == ty))
+                .map(|e| e.event_id)
+                .collect();
+            history
+                .iter()
+                .filter(|e| e.event_type() == EventType::ActivityTaskCompleted)
+                .filter(|e| {
+                    e.attributes
+                        .activity_scheduled_event_id()
+                        .is_some_and(|s| scheduled.contains(&s))
+                })
+                .count()
+        };
+        vec![
+            format!("LLM calls paid: {}", completed("llm_call")),
+            format!(
+                "PDF: {}",
+                if completed("create_pdf") > 0 {
+                    "written ✓"
+                } else {
+                    "not yet"
+                }
+            ),
+            format!(
+                "e-mail: {}",
+                if completed("send_email") > 0 {
+                    "sent ✓"
+                } else {
+                    "not sent yet"
+                }
+            ),
+        ]
+    } else {
+        Vec::new()
+    }
+}
+
+fn spawn_query(engine: &Engine, workflow_id: String, tx: mpsc::UnboundedSender<Event>) {
+    let engine = engine.clone();
+    tokio::spawn(async move {
+        let args = Payload::from_value(&()).unwrap_or_default();
+        let event = match engine
+            .query(&workflow_id, None, research::QUERY_RESULT, args)
+            .await
+        {
+            Ok(p) => Event::Text {
+                title: format!("draft of {workflow_id}"),
+                body: p
+                    .to_value::<Option<String>>()
+                    .ok()
+                    .flatten()
+                    .unwrap_or_else(|| "no draft yet".into()),
+            },
+            Err(e) => Event::Error(format!("query {workflow_id}: {e}")),
+        };
+        let _ = tx.send(event);
+    });
+}
+
+/// When the next countdown second falls, if anything counts down.
+fn next_tick(app: &App, engine: &Engine) -> Option<Duration> {
+    let run = app.run.as_ref()?;
+    let now = engine.now_ms();
+    let counting = run.description.pending_activities.iter().any(|a| {
+        a.next_attempt_schedule_time_ms.is_some_and(|t| t > now)
+            || a.last_heartbeat_time_ms.is_some()
+    });
+    counting.then(|| Duration::from_millis(1000 - now % 1000))
+}
+
+async fn sleep_opt(engine: &Engine, d: Option<Duration>) {
+    match d {
+        Some(d) => engine.clock().sleep(d).await,
+        None => std::future::pending().await,
+    }
+}
+
+/// `holdfast`: opens the lab on `data_dir` and runs the screen in this
+/// terminal until the person quits. Errors before the screen opens (a data
+/// dir another holdfast holds, a damaged one) are one line on stderr.
+pub fn run_in_terminal(data_dir: std::path::PathBuf, speed: f64) -> Result<(), String> {
+    use crate::engine::{Clock, EngineConfig};
+    use tracing_subscriber::prelude::*;
+
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .map_err(|e| format!("cannot start the runtime: {e}"))?;
+    let pid_file = data_dir.join("holdfast.pid");
+    runtime.block_on(async move {
+        let config = EngineConfig::new(&data_dir).clock(Clock::scaled(speed));
+        let llm = research::Llm::from_env().map_err(|e| e.to_string())?;
+        let lab = match Lab::open(config, llm) {
+            Ok(lab) => lab,
+            Err(e) => {
+                let holder = std::fs::read_to_string(&pid_file)
+                    .ok()
+                    .map(|p| format!(" (pid {})", p.trim()))
+                    .unwrap_or_default();
+                let msg = e.to_string();
+                return Err(if msg.contains("in use by another holdfast process") {
+                    format!("{msg}{holder}")
+                } else {
+                    msg
+                });
+            }
+        };
+        let _ = std::fs::write(&pid_file, std::process::id().to_string());
+        // Logs go to the log pane and to a file, never to the screen.
+        let logs = log::LogBuffer::new(500);
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(data_dir.join("holdfast.log"))
+            .map_err(|e| {
+                format!(
+                    "cannot open {}: {e}",
+                    data_dir.join("holdfast.log").display()
+                )
+            })?;
+        let filter = || {
+            tracing_subscriber::EnvFilter::try_from_env("HOLDFAST_LOG")
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,sled=off"))
+        };
+        let _ = tracing_subscriber::registry()
+            .with(logs.layer().with_filter(filter()))
+            .with(
+                tracing_subscriber::fmt::layer()
+                    .with_ansi(false)
+                    .with_writer(std::sync::Mutex::new(file))
+                    .with_filter(filter()),
+            )
+            .try_init();
+        // color-eyre first, then ratatui's hook restores the terminal before it.
+        let _ = color_eyre::install();
+        let mut terminal = ratatui::init();
+        let input = crossterm::event::EventStream::new();
+        let out = run(&mut terminal, input, lab, Theme::from_env(), logs).await;
+        ratatui::restore();
+        let _ = std::fs::remove_file(&pid_file);
+        out
+    })
+}

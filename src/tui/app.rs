@@ -1,0 +1,703 @@
+//! The screen's state and how it changes: an event in, the state updated,
+//! and what must happen outside (a lab action, a reload) handed back as
+//! [`Effect`]s. Nothing here touches the engine or the terminal, so every
+//! key and every engine change can be tested without either.
+
+use ratatui::crossterm::event::{Event as TermEvent, KeyCode, KeyEvent, KeyEventKind};
+
+use super::action::UiAction;
+use super::keymap::{self, Binding, Context};
+use crate::apps::bank::{self, DepositCode};
+use crate::apps::lab::{Action, LabEvent, LabSnapshot};
+use crate::apps::research;
+use crate::engine::{
+    EventAttributes, HistoryEvent, SPEED_RANGE, WorkflowDescription, WorkflowExecutionInfo,
+    WorkflowExecutionStatus,
+};
+
+/// The panes that take the focus, in Tab order.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Pane {
+    Workflows,
+    History,
+    Pending,
+}
+
+impl Pane {
+    const ORDER: [Pane; 3] = [Pane::Workflows, Pane::History, Pane::Pending];
+
+    fn context(self) -> Context {
+        match self {
+            Pane::Workflows => Context::Workflows,
+            Pane::History => Context::History,
+            Pane::Pending => Context::Pending,
+        }
+    }
+}
+
+/// Which runs the list shows.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum StatusFilter {
+    #[default]
+    All,
+    Running,
+    Retrying,
+    Completed,
+    Failed,
+    Canceled,
+    Terminated,
+}
+
+impl StatusFilter {
+    const ORDER: [StatusFilter; 7] = [
+        StatusFilter::All,
+        StatusFilter::Running,
+        StatusFilter::Retrying,
+        StatusFilter::Completed,
+        StatusFilter::Failed,
+        StatusFilter::Canceled,
+        StatusFilter::Terminated,
+    ];
+
+    pub fn label(self) -> &'static str {
+        match self {
+            StatusFilter::All => "all",
+            StatusFilter::Running => "running",
+            StatusFilter::Retrying => "retrying",
+            StatusFilter::Completed => "completed",
+            StatusFilter::Failed => "failed",
+            StatusFilter::Canceled => "canceled",
+            StatusFilter::Terminated => "terminated",
+        }
+    }
+
+    pub fn to_filter(self, text: &str) -> crate::engine::ListFilter {
+        crate::engine::ListFilter {
+            status: match self {
+                StatusFilter::All | StatusFilter::Retrying => None,
+                StatusFilter::Running => Some(WorkflowExecutionStatus::Running),
+                StatusFilter::Completed => Some(WorkflowExecutionStatus::Completed),
+                StatusFilter::Failed => Some(WorkflowExecutionStatus::Failed),
+                StatusFilter::Canceled => Some(WorkflowExecutionStatus::Canceled),
+                StatusFilter::Terminated => Some(WorkflowExecutionStatus::Terminated),
+            },
+            retrying: self == StatusFilter::Retrying,
+            text: (!text.is_empty()).then(|| text.to_string()),
+            ..Default::default()
+        }
+    }
+}
+
+/// What covers the main screen.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Overlay {
+    Help {
+        scroll: u16,
+    },
+    /// A text to read (an event's attributes, the report's draft).
+    Text {
+        title: String,
+        body: String,
+        scroll: u16,
+    },
+    /// "Are you sure?" before a destructive action.
+    Confirm {
+        action: UiAction,
+        question: String,
+    },
+}
+
+/// The engine as the top bar shows it.
+#[derive(Clone, Debug, PartialEq)]
+pub enum EngineState {
+    Up,
+    /// A crash was asked for; recovery runs.
+    Recovering,
+}
+
+/// The selected run, as last read.
+#[derive(Clone, Debug, PartialEq)]
+pub struct RunView {
+    pub description: WorkflowDescription,
+    pub history: Vec<HistoryEvent>,
+    /// The app's own state for this run (balances, LLM calls paid, files).
+    pub facts: Vec<String>,
+}
+
+/// Outside work the state asks for.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Effect {
+    /// Re-read the list and the selected run.
+    Reload,
+    Lab(Action),
+    /// Ask the report its draft (a query) and show it.
+    ShowDraft {
+        workflow_id: String,
+    },
+    Quit,
+}
+
+/// Something that happened: a key, an engine change, a result coming back.
+#[derive(Clone, Debug)]
+pub enum Event {
+    Term(TermEvent),
+    /// The engine committed something; what is shown may be stale.
+    Changed,
+    /// A fresh read of what the screen shows, for the request `request`.
+    Loaded {
+        request: u64,
+        runs: Vec<WorkflowExecutionInfo>,
+        /// Run ids with an activity retrying.
+        retrying: std::collections::HashSet<String>,
+        run: Option<Box<RunView>>,
+    },
+    LabDone {
+        result: Result<Vec<LabEvent>, String>,
+        snapshot: Box<LabSnapshot>,
+    },
+    Text {
+        title: String,
+        body: String,
+    },
+    Error(String),
+    /// The engine's clock moved (the countdowns).
+    Tick {
+        now_ms: u64,
+    },
+}
+
+/// Everything the screen draws.
+pub struct App {
+    pub keymap: Vec<Binding>,
+    pub focus: Pane,
+    pub overlay: Option<Overlay>,
+    pub runs: Vec<WorkflowExecutionInfo>,
+    pub retrying: std::collections::HashSet<String>,
+    pub selected: usize,
+    /// The workflow id the selection follows across reloads.
+    pub selected_id: Option<String>,
+    pub run: Option<RunView>,
+    pub history_cursor: usize,
+    pub pending_cursor: usize,
+    pub compact: bool,
+    pub status_filter: StatusFilter,
+    pub text_filter: String,
+    pub editing_filter: bool,
+    pub lab: LabSnapshot,
+    pub engine_state: EngineState,
+    /// The last thing that happened, for the status line.
+    pub message: Option<(String, bool)>,
+    pub now_ms: u64,
+    /// Requests sent for reloads; only the newest one's answer is drawn.
+    pub request: u64,
+    pub quit: bool,
+    /// Actions sent to the lab and not answered yet.
+    pub busy: u32,
+    /// The engine's and the apps' log lines.
+    pub logs: super::log::LogBuffer,
+}
+
+impl App {
+    pub fn new(lab: LabSnapshot, now_ms: u64) -> App {
+        App {
+            keymap: keymap::table(),
+            focus: Pane::Workflows,
+            overlay: None,
+            runs: Vec::new(),
+            retrying: Default::default(),
+            selected: 0,
+            selected_id: None,
+            run: None,
+            history_cursor: 0,
+            pending_cursor: 0,
+            compact: false,
+            status_filter: StatusFilter::default(),
+            text_filter: String::new(),
+            editing_filter: false,
+            lab,
+            engine_state: EngineState::Up,
+            message: None,
+            now_ms,
+            request: 0,
+            quit: false,
+            busy: 0,
+            logs: super::log::LogBuffer::new(500),
+        }
+    }
+
+    /// Where keys go now.
+    pub fn context(&self) -> Context {
+        match &self.overlay {
+            Some(Overlay::Confirm { .. }) => Context::Confirm,
+            Some(_) => Context::Overlay,
+            None => self.focus.context(),
+        }
+    }
+
+    pub fn selected_run(&self) -> Option<&WorkflowExecutionInfo> {
+        self.runs.get(self.selected)
+    }
+
+    /// The history as drawn: all of it, or without the workflow-task events.
+    pub fn visible_history(&self) -> Vec<&HistoryEvent> {
+        let Some(run) = &self.run else {
+            return Vec::new();
+        };
+        run.history
+            .iter()
+            .filter(|e| !self.compact || !is_workflow_task_event(e))
+            .collect()
+    }
+
+    /// One event in, the state updated; what must happen outside, out.
+    pub fn handle(&mut self, event: Event) -> Vec<Effect> {
+        match event {
+            Event::Term(TermEvent::Key(key)) if key.kind != KeyEventKind::Release => self.key(key),
+            Event::Term(_) => Vec::new(),
+            Event::Changed => vec![Effect::Reload],
+            Event::Loaded {
+                request,
+                runs,
+                retrying,
+                run,
+            } => {
+                if request == self.request {
+                    self.retrying = retrying;
+                    self.loaded(runs, run.map(|r| *r));
+                }
+                Vec::new()
+            }
+            Event::LabDone { result, snapshot } => {
+                self.busy = self.busy.saturating_sub(1);
+                self.lab = *snapshot;
+                self.engine_state = EngineState::Up;
+                match result {
+                    Ok(events) => {
+                        if let Some(text) = events.last().map(describe_lab_event) {
+                            self.say(text);
+                        }
+                        if let Some(LabEvent::WorkflowStarted { workflow_id, .. }) = events
+                            .iter()
+                            .find(|e| matches!(e, LabEvent::WorkflowStarted { .. }))
+                        {
+                            self.selected_id = Some(workflow_id.clone());
+                        }
+                    }
+                    Err(e) => self.complain(e),
+                }
+                vec![Effect::Reload]
+            }
+            Event::Text { title, body } => {
+                self.overlay = Some(Overlay::Text {
+                    title,
+                    body,
+                    scroll: 0,
+                });
+                Vec::new()
+            }
+            Event::Error(e) => {
+                self.complain(e);
+                Vec::new()
+            }
+            Event::Tick { now_ms } => {
+                self.now_ms = now_ms;
+                Vec::new()
+            }
+        }
+    }
+
+    fn say(&mut self, text: impl Into<String>) {
+        self.message = Some((text.into(), false));
+    }
+
+    fn complain(&mut self, text: impl Into<String>) {
+        self.message = Some((text.into(), true));
+    }
+
+    fn loaded(&mut self, runs: Vec<WorkflowExecutionInfo>, run: Option<RunView>) {
+        self.runs = runs;
+        if let Some(id) = &self.selected_id
+            && let Some(i) = self.runs.iter().position(|r| &r.workflow_id == id)
+        {
+            self.selected = i;
+        }
+        self.selected = self.selected.min(self.runs.len().saturating_sub(1));
+        self.selected_id = self.selected_run().map(|r| r.workflow_id.clone());
+        let same_run = match (&self.run, &run) {
+            (Some(a), Some(b)) => a.description.info.run_id == b.description.info.run_id,
+            _ => false,
+        };
+        let follow_tail =
+            !same_run || self.history_cursor + 1 >= self.visible_history().len().max(1);
+        self.run = run;
+        let n = self.visible_history().len();
+        if follow_tail {
+            self.history_cursor = n.saturating_sub(1);
+        } else {
+            self.history_cursor = self.history_cursor.min(n.saturating_sub(1));
+        }
+        let pending = self
+            .run
+            .as_ref()
+            .map_or(0, |r| r.description.pending_activities.len());
+        self.pending_cursor = self.pending_cursor.min(pending.saturating_sub(1));
+    }
+
+    fn key(&mut self, key: KeyEvent) -> Vec<Effect> {
+        if self.editing_filter {
+            return self.filter_key(key);
+        }
+        match keymap::resolve(&self.keymap, &key, self.context()) {
+            Some(action) => self.update(action),
+            None => Vec::new(),
+        }
+    }
+
+    fn filter_key(&mut self, key: KeyEvent) -> Vec<Effect> {
+        match key.code {
+            KeyCode::Enter => self.editing_filter = false,
+            KeyCode::Esc => {
+                self.editing_filter = false;
+                self.text_filter.clear();
+            }
+            KeyCode::Backspace => {
+                self.text_filter.pop();
+            }
+            KeyCode::Char(c) if !c.is_control() && self.text_filter.len() < 100 => {
+                self.text_filter.push(c)
+            }
+            _ => return Vec::new(),
+        }
+        self.selected = 0;
+        vec![Effect::Reload]
+    }
+
+    /// What an action does to the screen, and what it asks of the world.
+    pub fn update(&mut self, action: UiAction) -> Vec<Effect> {
+        if action.needs_run() && self.selected_run().is_none() {
+            self.complain("select a workflow first (start one with t)");
+            return Vec::new();
+        }
+        if action.is_destructive() {
+            let question = self.question(&action);
+            self.overlay = Some(Overlay::Confirm { action, question });
+            return Vec::new();
+        }
+        self.perform(action)
+    }
+
+    /// Does what `action` asks (a destructive one was confirmed).
+    fn perform(&mut self, action: UiAction) -> Vec<Effect> {
+        match action {
+            UiAction::Quit => {
+                self.quit = true;
+                vec![Effect::Quit]
+            }
+            UiAction::Help => {
+                self.overlay = Some(Overlay::Help { scroll: 0 });
+                Vec::new()
+            }
+            UiAction::Back => {
+                self.overlay = None;
+                Vec::new()
+            }
+            UiAction::Confirm => match self.overlay.take() {
+                Some(Overlay::Confirm { action, .. }) => self.perform(action),
+                _ => Vec::new(),
+            },
+            UiAction::Up | UiAction::Down | UiAction::PageUp | UiAction::PageDown => {
+                let delta: i64 = match action {
+                    UiAction::Up => -1,
+                    UiAction::Down => 1,
+                    UiAction::PageUp => -10,
+                    _ => 10,
+                };
+                self.scroll(delta)
+            }
+            UiAction::Top => self.scroll(i64::MIN / 2),
+            UiAction::Bottom => self.scroll(i64::MAX / 2),
+            UiAction::NextPane | UiAction::PrevPane => {
+                let i = Pane::ORDER
+                    .iter()
+                    .position(|p| *p == self.focus)
+                    .unwrap_or(0);
+                let n = Pane::ORDER.len();
+                let next = if action == UiAction::NextPane {
+                    (i + 1) % n
+                } else {
+                    (i + n - 1) % n
+                };
+                self.focus = Pane::ORDER[next];
+                Vec::new()
+            }
+            UiAction::Open => self.open(),
+            UiAction::Filter => {
+                self.editing_filter = true;
+                Vec::new()
+            }
+            UiAction::CycleStatusFilter => {
+                let i = StatusFilter::ORDER
+                    .iter()
+                    .position(|s| *s == self.status_filter)
+                    .unwrap_or(0);
+                self.status_filter = StatusFilter::ORDER[(i + 1) % StatusFilter::ORDER.len()];
+                self.selected = 0;
+                vec![Effect::Reload]
+            }
+            UiAction::ClearFilter => {
+                self.status_filter = StatusFilter::All;
+                self.text_filter.clear();
+                vec![Effect::Reload]
+            }
+            UiAction::ToggleCompact => {
+                self.compact = !self.compact;
+                self.history_cursor = self.visible_history().len().saturating_sub(1);
+                Vec::new()
+            }
+            UiAction::ShowDraft => {
+                let id = self.selected_id.clone().unwrap_or_default();
+                vec![Effect::ShowDraft { workflow_id: id }]
+            }
+            other => match self.lab_action(other) {
+                Some(a) => {
+                    self.busy += 1;
+                    if matches!(a, Action::CrashEngine) {
+                        self.engine_state = EngineState::Recovering;
+                    }
+                    vec![Effect::Lab(a)]
+                }
+                None => Vec::new(),
+            },
+        }
+    }
+
+    fn question(&self, action: &UiAction) -> String {
+        let id = self
+            .selected_id
+            .clone()
+            .unwrap_or_else(|| "the selected run".into());
+        match action {
+            UiAction::Terminate => {
+                format!(
+                    "Terminate {id}? Nothing more runs, no refund: cancel (C) is the way that refunds."
+                )
+            }
+            UiAction::Reset => {
+                format!(
+                    "Reset {id} to its first workflow task? Its current run is terminated and a new one starts."
+                )
+            }
+            _ => {
+                "Crash the engine? What is not on disk is lost; everything acknowledged comes back."
+                    .into()
+            }
+        }
+    }
+
+    fn scroll(&mut self, delta: i64) -> Vec<Effect> {
+        let step = |v: usize, len: usize| -> usize {
+            let max = len.saturating_sub(1) as i64;
+            (v as i64).saturating_add(delta).clamp(0, max.max(0)) as usize
+        };
+        match &mut self.overlay {
+            Some(Overlay::Help { scroll }) | Some(Overlay::Text { scroll, .. }) => {
+                *scroll = (*scroll as i64).saturating_add(delta).clamp(0, 10_000) as u16;
+                return Vec::new();
+            }
+            Some(Overlay::Confirm { .. }) => return Vec::new(),
+            None => {}
+        }
+        match self.focus {
+            Pane::Workflows => {
+                let before = self.selected;
+                self.selected = step(self.selected, self.runs.len());
+                self.selected_id = self.selected_run().map(|r| r.workflow_id.clone());
+                if before != self.selected {
+                    self.run = None;
+                    return vec![Effect::Reload];
+                }
+            }
+            Pane::History => {
+                self.history_cursor = step(self.history_cursor, self.visible_history().len());
+            }
+            Pane::Pending => {
+                let n = self
+                    .run
+                    .as_ref()
+                    .map_or(0, |r| r.description.pending_activities.len());
+                self.pending_cursor = step(self.pending_cursor, n);
+            }
+        }
+        Vec::new()
+    }
+
+    fn open(&mut self) -> Vec<Effect> {
+        match self.focus {
+            Pane::Workflows => {
+                self.focus = Pane::History;
+                Vec::new()
+            }
+            Pane::History | Pane::Pending => {
+                let event = self.visible_history().get(self.history_cursor).map(|e| {
+                    (
+                        format!("event {} · {}", e.event_id, e.event_type()),
+                        serde_json::to_string_pretty(&e.attributes).unwrap_or_default(),
+                    )
+                });
+                if let Some((title, body)) = event {
+                    self.overlay = Some(Overlay::Text {
+                        title,
+                        body,
+                        scroll: 0,
+                    });
+                }
+                Vec::new()
+            }
+        }
+    }
+
+    /// The lab action a key means here (with the selected run filled in).
+    fn lab_action(&self, action: UiAction) -> Option<Action> {
+        let id = self.selected_id.clone().unwrap_or_default();
+        let fresh = |prefix: &str| format!("{prefix}-{:x}", self.now_ms % 0x1_0000_0000);
+        Some(match action {
+            UiAction::StartTransfer => Action::StartTransfer {
+                workflow_id: Some(fresh("pay-invoice")),
+                from: None,
+                to: None,
+                amount: None,
+                reference: None,
+                // The bug stays fixable while the run waits: retry until fixed.
+                max_attempts: Some(0),
+            },
+            UiAction::StartReport => Action::StartReport {
+                workflow_id: Some(fresh(research::WORKFLOW_ID_PREFIX)),
+                prompt: "Why does durable execution survive a crash?".into(),
+                approval: true,
+                email_to: None,
+            },
+            UiAction::KillWorker => Action::KillWorker,
+            UiAction::StopWorker => Action::StopWorker,
+            UiAction::StartWorker => Action::StartWorker,
+            UiAction::ToggleFault(fault) => {
+                let on = self
+                    .lab
+                    .faults
+                    .iter()
+                    .find(|f| f.fault == fault)
+                    .is_some_and(|f| f.on);
+                Action::SetFault { fault, on: !on }
+            }
+            UiAction::HotSwapFix => Action::HotSwapFix,
+            UiAction::RestartWorkerWithFix => Action::RestartWorkerWithFix,
+            UiAction::CrashEngine => Action::CrashEngine,
+            UiAction::RetryNow => Action::RetryNow {
+                workflow_id: id,
+                activity_id: None,
+            },
+            UiAction::Approve | UiAction::EditDraft => {
+                let decision = if action == UiAction::Approve {
+                    research::UserDecision::Keep
+                } else {
+                    research::UserDecision::Edit
+                };
+                let signal = research::UserDecisionSignal {
+                    decision,
+                    additional_prompt: if action == UiAction::EditDraft {
+                        "Make it shorter.".into()
+                    } else {
+                        String::new()
+                    },
+                };
+                Action::Signal {
+                    workflow_id: id,
+                    name: research::SIGNAL.into(),
+                    input: serde_json::to_value(signal).unwrap_or_default(),
+                }
+            }
+            UiAction::Cancel => Action::Cancel { workflow_id: id },
+            UiAction::Terminate => Action::Terminate {
+                workflow_id: id,
+                reason: Some("terminated from holdfast".into()),
+            },
+            UiAction::Reset => Action::Reset {
+                workflow_id: id,
+                event_id: None,
+            },
+            UiAction::SpeedUp | UiAction::SpeedDown => {
+                const STEPS: [f64; 5] = [1.0, 2.0, 5.0, 10.0, 60.0];
+                let i = STEPS.iter().position(|s| *s >= self.lab.speed).unwrap_or(0);
+                let next = if action == UiAction::SpeedUp {
+                    STEPS[(i + 1).min(STEPS.len() - 1)]
+                } else {
+                    STEPS[i.saturating_sub(1)]
+                };
+                Action::SetSpeed {
+                    speed: next.clamp(SPEED_RANGE.0, SPEED_RANGE.1),
+                }
+            }
+            _ => return None,
+        })
+    }
+}
+
+/// Workflow-task events, which compact mode folds away.
+pub fn is_workflow_task_event(e: &HistoryEvent) -> bool {
+    matches!(
+        e.attributes,
+        EventAttributes::WorkflowTaskScheduled { .. }
+            | EventAttributes::WorkflowTaskStarted { .. }
+            | EventAttributes::WorkflowTaskCompleted { .. }
+    )
+}
+
+/// One line for the status line about what the lab did.
+fn describe_lab_event(e: &LabEvent) -> String {
+    match e {
+        LabEvent::WorkflowStarted { workflow_id, .. } => format!("started {workflow_id}"),
+        LabEvent::WorkersStarted { deposit, .. } => {
+            format!("worker started (deposit: {})", deposit_words(*deposit))
+        }
+        LabEvent::WorkersKilled { .. } => {
+            "worker killed: what it ran is lost; its attempts time out, its next task waits 10 s on its sticky queue".into()
+        }
+        LabEvent::WorkersStopped { .. } => {
+            "worker stopped cleanly: another worker takes over at once".into()
+        }
+        LabEvent::FaultSet { fault, on } => {
+            format!("{} {}", fault.name(), if *on { "on" } else { "off" })
+        }
+        LabEvent::DepositSwapped { deposit } => format!(
+            "the {} deposit is swapped into the running worker",
+            deposit_words(*deposit)
+        ),
+        LabEvent::EngineCrashed => "engine crashed".into(),
+        LabEvent::EngineRecovered { runs, elapsed } => format!(
+            "engine recovered {runs} runs in {} ms",
+            elapsed.as_millis()
+        ),
+        LabEvent::SpeedSet { speed } => format!("clock runs {speed}× real time"),
+        LabEvent::RetriedNow { activity_id, .. } => {
+            format!("activity {activity_id} retried now, without waiting out its backoff")
+        }
+        LabEvent::Signaled { workflow_id, name } => format!("signal {name} sent to {workflow_id}"),
+        LabEvent::QueryAnswered { answer, .. } => format!("answer: {answer}"),
+        LabEvent::CancelRequested { workflow_id } => {
+            format!("cancel requested for {workflow_id}: its code decides (the transfer refunds)")
+        }
+        LabEvent::Terminated { workflow_id } => format!("{workflow_id} terminated"),
+        LabEvent::Reset { workflow_id, .. } => format!("{workflow_id} reset: a new run started"),
+    }
+}
+
+pub fn deposit_words(d: DepositCode) -> &'static str {
+    match d {
+        DepositCode::Buggy => "buggy",
+        DepositCode::Fixed => "fixed",
+    }
+}
+
+/// The bank's money, for the app-state line of a transfer.
+pub fn is_transfer(info: &WorkflowExecutionInfo) -> bool {
+    info.workflow_type == bank::WORKFLOW_TYPE
+}

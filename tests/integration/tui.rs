@@ -1,0 +1,239 @@
+//! The terminal UI on ratatui's `TestBackend`: each pane in the states that
+//! matter, drawn from a real lab on the virtual clock and snapshotted with
+//! insta (ids, pids and paths filtered); keys driven through the real event
+//! loop with an injected input stream, acting on the real engine.
+
+use std::time::Duration;
+
+use crate::common;
+use holdfast::apps::bank::{self, PaymentDetails};
+use holdfast::apps::faults::Fault;
+use holdfast::apps::lab::Lab;
+use holdfast::apps::research::Llm;
+use holdfast::engine::{Clock, EngineConfig, PendingActivityState, WorkflowExecutionStatus};
+use holdfast::tui::app::{App, Event, Overlay};
+use holdfast::tui::log::LogBuffer;
+use holdfast::tui::theme::Theme;
+use ratatui::Terminal;
+use ratatui::backend::TestBackend;
+use ratatui::crossterm::event::{Event as TermEvent, KeyCode, KeyEvent, KeyModifiers};
+
+fn lab() -> (Lab, tempfile::TempDir) {
+    let dir = tempfile::tempdir().unwrap();
+    let config = EngineConfig::new(dir.path().join("data")).clock(Clock::virtual_time());
+    (Lab::open(config, Llm::Offline).unwrap(), dir)
+}
+
+fn key(c: char) -> Event {
+    Event::Term(TermEvent::Key(KeyEvent::new(
+        KeyCode::Char(c),
+        KeyModifiers::NONE,
+    )))
+}
+
+/// The screen as text, with what changes from run to run filtered out.
+fn screen(app: &App, width: u16, height: u16) -> String {
+    let mut t = Terminal::new(TestBackend::new(width, height)).unwrap();
+    t.draw(|f| holdfast::tui::view::draw(f, app, Theme::plain()))
+        .unwrap();
+    t.backend().to_string()
+}
+
+macro_rules! snapshot {
+    ($name:expr, $text:expr) => {
+        insta::with_settings!({filters => vec![
+            (r"/tmp/\.tmp[A-Za-z0-9]+/data", "[data-dir]"),
+            (r"\b\d+@holdfast-worker", "[pid]@holdfast-worker"),
+            (r"\b[WDR]-[0-9a-f][0-9a-f-]*", "[txn]"),
+        ]}, {
+            insta::assert_snapshot!($name, $text);
+        });
+    };
+}
+
+/// An App holding what the screen would read now.
+async fn loaded(lab: &Lab, selected: &str) -> App {
+    let mut app = App::new(lab.snapshot(), lab.engine().now_ms());
+    let (runs, retrying, run) = holdfast::tui::load(
+        lab.engine(),
+        lab.bank(),
+        &app.status_filter.to_filter(""),
+        Some(selected.to_string()),
+    )
+    .await
+    .unwrap();
+    app.handle(Event::Loaded {
+        request: app.request,
+        runs,
+        retrying,
+        run,
+    });
+    app
+}
+
+/// The first story mid-retry: the deposit waits for attempt 5 with a
+/// countdown and a gauge; the timeline shows four failures with the
+/// backoff growing to the policy's 2 s cap; the run is marked retrying;
+/// the money withdrawn is in flight and the bank still adds up.
+#[tokio::test(start_paused = true)]
+async fn deposit_retrying_shows_the_countdown_and_the_attempts() {
+    let (mut lab, _dir) = lab();
+    lab.set_fault(Fault::DepositBug, true).unwrap();
+    lab.start_workers();
+    let details = PaymentDetails::tutorial().with_maximum_attempts(0);
+    bank::start_transfer(lab.engine(), "pay-invoice-701", &details)
+        .await
+        .unwrap();
+    let a = common::pending_activity(lab.engine(), "pay-invoice-701", "deposit", |a| {
+        a.attempt == 5 && a.state == PendingActivityState::Scheduled
+    })
+    .await;
+    let mut app = loaded(&lab, "pay-invoice-701").await;
+    // 0.8 s into the 2 s wait.
+    let next = a.next_attempt_schedule_time_ms.unwrap();
+    app.handle(Event::Tick {
+        now_ms: next - 1_200,
+    });
+    let text = screen(&app, 110, 32);
+    assert!(text.contains("attempt 5 of ∞"), "{text}");
+    assert!(text.contains("next attempt in 2s"), "{text}");
+    assert!(text.contains("● Running ↻"), "{text}");
+    assert!(
+        text.contains("money conserved ✓ ($250 in flight)"),
+        "{text}"
+    );
+    snapshot!("deposit_retrying", text);
+}
+
+/// The tutorial's refund: three attempts, the money goes back, the
+/// workflow fails; the balances prove it.
+#[tokio::test(start_paused = true)]
+async fn failed_transfer_shows_the_refund() {
+    let (mut lab, _dir) = lab();
+    lab.set_fault(Fault::DepositBug, true).unwrap();
+    lab.start_workers();
+    bank::start_transfer(lab.engine(), "pay-invoice-701", &PaymentDetails::tutorial())
+        .await
+        .unwrap();
+    lab.engine().result("pay-invoice-701", None).await.unwrap();
+    let mut app = loaded(&lab, "pay-invoice-701").await;
+    app.handle(Event::Term(TermEvent::Key(KeyEvent::new(
+        KeyCode::Tab,
+        KeyModifiers::NONE,
+    ))));
+    assert_eq!(app.focus, holdfast::tui::app::Pane::History);
+    let text = screen(&app, 110, 32);
+    assert!(text.contains("✗ Failed"), "{text}");
+    assert!(text.contains("85-150: $2000   43-812: $0"), "{text}");
+    snapshot!("transfer_failed_refunded", text);
+}
+
+/// `?` lists every key from the one table; Esc closes it.
+#[tokio::test(start_paused = true)]
+async fn help_lists_every_key() {
+    let (lab, _dir) = lab();
+    let mut app = App::new(lab.snapshot(), lab.engine().now_ms());
+    app.handle(key('?'));
+    assert!(matches!(app.overlay, Some(Overlay::Help { .. })));
+    let text = screen(&app, 120, 80);
+    for b in &app.keymap {
+        assert!(
+            text.contains(b.description),
+            "help lacks {:?}",
+            b.description
+        );
+    }
+    snapshot!("help", screen(&app, 100, 30));
+    app.handle(Event::Term(TermEvent::Key(KeyEvent::new(
+        KeyCode::Esc,
+        KeyModifiers::NONE,
+    ))));
+    assert!(app.overlay.is_none());
+}
+
+/// A terminal smaller than the layout says what it needs.
+#[tokio::test(start_paused = true)]
+async fn too_small_a_terminal_says_so() {
+    let (lab, _dir) = lab();
+    let app = App::new(lab.snapshot(), lab.engine().now_ms());
+    let text = screen(&app, 60, 20);
+    assert!(text.contains("make the window larger (needs 80×24, it is 60×20)"));
+}
+
+/// Destructive actions ask first: T on a run opens a question; n leaves
+/// it; y sends the terminate to the lab. Crashing the engine shows
+/// "recovering" in the top bar until the lab answers.
+#[tokio::test(start_paused = true)]
+async fn destructive_keys_ask_first() {
+    let (mut lab, _dir) = lab();
+    lab.start_workers();
+    bank::start_transfer(lab.engine(), "pay-invoice-701", &PaymentDetails::tutorial())
+        .await
+        .unwrap();
+    let mut app = loaded(&lab, "pay-invoice-701").await;
+    assert!(app.handle(key('T')).is_empty());
+    assert!(matches!(app.overlay, Some(Overlay::Confirm { .. })));
+    assert!(screen(&app, 100, 30).contains("Terminate pay-invoice-701?"));
+    assert!(app.handle(key('n')).is_empty());
+    assert!(app.overlay.is_none());
+    app.handle(key('T'));
+    let effects = app.handle(key('y'));
+    assert!(
+        matches!(&effects[..], [holdfast::tui::app::Effect::Lab(holdfast::apps::lab::Action::Terminate { workflow_id, .. })] if workflow_id == "pay-invoice-701"),
+        "{effects:?}"
+    );
+    app.handle(key('X'));
+    app.handle(key('y'));
+    assert!(screen(&app, 100, 30).contains("engine recovering"));
+}
+
+/// The real loop, keys from an injected stream: t starts a transfer on
+/// the engine, b switches the bug on first (the top bar says so), q quits.
+#[tokio::test(start_paused = true)]
+async fn keys_drive_the_lab_through_the_real_loop() {
+    let (lab, _dir) = lab();
+    let engine = lab.engine().clone();
+    let (tx, rx) = tokio::sync::mpsc::unbounded_channel::<std::io::Result<TermEvent>>();
+    let input = tokio_stream_of(rx);
+    let ui = tokio::spawn(async move {
+        let mut t = Terminal::new(TestBackend::new(100, 30)).unwrap();
+        let out = holdfast::tui::run(&mut t, input, lab, Theme::plain(), LogBuffer::new(50)).await;
+        (t, out)
+    });
+    let press = |c: char| {
+        tx.send(Ok(TermEvent::Key(KeyEvent::new(
+            KeyCode::Char(c),
+            KeyModifiers::NONE,
+        ))))
+        .unwrap()
+    };
+    let mut feed = engine.subscribe();
+    press('b');
+    tokio::time::sleep(Duration::from_millis(10)).await;
+    press('t');
+    let d = loop {
+        let change = feed.recv().await.unwrap();
+        if let Some(r) = change
+            .runs
+            .into_iter()
+            .find(|r| r.description.info.workflow_type == bank::WORKFLOW_TYPE)
+        {
+            break r.description;
+        }
+    };
+    assert_eq!(d.info.status, WorkflowExecutionStatus::Running);
+    common::pending_activity(&engine, &d.info.workflow_id, "deposit", |a| a.attempt >= 2).await;
+    tokio::time::sleep(Duration::from_millis(10)).await;
+    press('q');
+    let (t, out) = ui.await.unwrap();
+    out.unwrap();
+    let text = t.backend().to_string();
+    assert!(text.contains("deposit: buggy"), "{text}");
+    assert!(text.contains(&d.info.workflow_id[..12]), "{text}");
+}
+
+fn tokio_stream_of<T: Send + 'static>(
+    mut rx: tokio::sync::mpsc::UnboundedReceiver<T>,
+) -> impl futures::Stream<Item = T> + Unpin {
+    Box::pin(futures::stream::poll_fn(move |cx| rx.poll_recv(cx)))
+}
