@@ -559,7 +559,8 @@ impl App {
     /// The lab action a key means here (with the selected run filled in).
     fn lab_action(&self, action: UiAction) -> Option<Action> {
         let id = self.selected_id.clone().unwrap_or_default();
-        let fresh = |prefix: &str| format!("{prefix}-{:x}", self.now_ms % 0x1_0000_0000);
+        // Short, so the list tells runs apart; a clash with a running id is refused.
+        let fresh = |prefix: &str| format!("{prefix}-{:04x}", fastrand::u16(..));
         Some(match action {
             UiAction::StartTransfer => Action::StartTransfer {
                 workflow_id: Some(fresh("pay-invoice")),

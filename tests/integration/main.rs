@@ -24,3 +24,4 @@ mod research;
 mod sticky;
 mod timers_signals_queries;
 mod tui;
+mod tui_pty;
