@@ -25,10 +25,10 @@ use ratatui::backend::Backend;
 use ratatui::crossterm::event::Event as TermEvent;
 use tokio::sync::mpsc;
 
-use crate::apps::bank::{self, Bank, PaymentDetails, SEED_ACCOUNTS};
+use crate::apps::bank::{self, Bank, Movement, PaymentDetails, SEED_ACCOUNTS};
 use crate::apps::lab::Lab;
 use crate::apps::research;
-use crate::engine::{Engine, EventAttributes, EventType, HistoryEvent, ListFilter, Payload};
+use crate::engine::{Engine, EventAttributes, HistoryEvent, ListFilter, Payload};
 use app::{App, Effect, Event, RunView};
 use theme::Theme;
 
@@ -153,9 +153,15 @@ fn spawn_load(engine: &Engine, bank: &Bank, app: &App, tx: mpsc::UnboundedSender
     let bank = bank.clone();
     let filter = app.status_filter.to_filter(&app.text_filter);
     let selected = app.selected_id.clone();
+    let have = app.run.as_ref().map(|r| {
+        (
+            r.description.info.run_id.clone(),
+            r.history.last().map_or(0, |e| e.event_id),
+        )
+    });
     let request = app.request;
     tokio::spawn(async move {
-        let event = match load(&engine, &bank, &filter, selected).await {
+        let event = match load(&engine, &bank, &filter, selected, have).await {
             Ok((runs, retrying, run)) => Event::Loaded {
                 request,
                 runs,
@@ -178,13 +184,16 @@ pub type Loaded = (
     Option<Box<RunView>>,
 );
 
-/// Reads what the screen shows (the first page of runs, newest first; the
-/// selected run, or the newest, in full).
+/// Reads what the screen shows: the first page of runs, newest first; the
+/// selected run (or the newest). `have` names the run the screen holds and
+/// its last event: then only the events after it are read
+/// ([`RunView::first_event_id`] says where they start).
 pub async fn load(
     engine: &Engine,
     bank: &Bank,
     filter: &ListFilter,
     selected: Option<String>,
+    have: Option<(String, u64)>,
 ) -> Result<Loaded, String> {
     let page = engine
         .list(filter, PAGE, None)
@@ -209,14 +218,20 @@ pub async fn load(
                 .describe(&id, None)
                 .await
                 .map_err(|e| e.to_string())?;
+            let run_id = description.info.run_id.clone();
+            let after = match &have {
+                Some((r, last)) if *r == run_id => *last,
+                _ => 0,
+            };
             let history = engine
-                .history(&id, Some(&description.info.run_id))
+                .history_after(&id, Some(&run_id), after, usize::MAX)
                 .await
                 .map_err(|e| e.to_string())?;
-            let facts = facts(bank, &description.info.workflow_type, &history);
+            let facts = bank_facts(bank, &description.info.workflow_type, &id, engine).await;
             Some(Box::new(RunView {
                 description,
                 history,
+                first_event_id: after + 1,
                 facts,
             }))
         }
@@ -225,8 +240,19 @@ pub async fn load(
     Ok((page.executions, retrying, run))
 }
 
-/// The app's own state for a run: the accounts a transfer moves money
-/// between and the whole bank's total; what a report has paid and made.
+/// A transfer's accounts and the whole bank's total (read from the bank).
+async fn bank_facts(bank: &Bank, workflow_type: &str, id: &str, engine: &Engine) -> Vec<String> {
+    if workflow_type != bank::WORKFLOW_TYPE {
+        return Vec::new();
+    }
+    let Ok(first) = engine.history_after(id, None, 0, 1).await else {
+        return Vec::new();
+    };
+    facts(bank, workflow_type, &first)
+}
+
+/// The app's own state for a transfer: the accounts it moves money between
+/// and the whole bank's total, with what is in flight.
 fn facts(bank: &Bank, workflow_type: &str, history: &[HistoryEvent]) -> Vec<String> {
     if workflow_type == bank::WORKFLOW_TYPE {
         let Some(EventAttributes::WorkflowExecutionStarted { input, .. }) =
@@ -248,10 +274,24 @@ fn facts(bank: &Bank, workflow_type: &str, history: &[HistoryEvent]) -> Vec<Stri
             .unwrap_or(0);
         let seeded: i64 = SEED_ACCOUNTS.iter().map(|(_, b)| b).sum();
         let in_flight = bank.in_flight().unwrap_or(0);
+        let moved = |m: Movement| {
+            bank.entry(&p.reference_id, m)
+                .ok()
+                .flatten()
+                .map_or("✗", |_| "✓")
+        };
+        let refunded = bank
+            .entry(&p.reference_id, Movement::Refund)
+            .ok()
+            .flatten()
+            .is_some();
         vec![
+            format!("${} {} → {}", p.amount, p.source_account, p.target_account),
             format!(
-                "transfer of ${} · {} → {}",
-                p.amount, p.source_account, p.target_account
+                "withdrawn {} · deposited {}{}",
+                moved(Movement::Withdrawal),
+                moved(Movement::Deposit),
+                if refunded { " · refunded ✓" } else { "" }
             ),
             format!(
                 "{}: {}   {}: {}",
@@ -261,48 +301,12 @@ fn facts(bank: &Bank, workflow_type: &str, history: &[HistoryEvent]) -> Vec<Stri
                 balance(&p.target_account)
             ),
             match (total + in_flight == seeded, in_flight) {
-                (true, 0) => format!("money conserved ✓ (accounts hold all ${seeded})"),
-                (true, f) => format!("money conserved ✓ (${f} in flight)"),
+                (true, 0) => format!("bank: money conserved ✓ · all ${seeded} in accounts"),
+                (true, f) => format!("bank: money conserved ✓ · ${f} in flight"),
                 (false, _) => format!(
-                    "money NOT conserved ✗: accounts ${total} + in flight ${in_flight} ≠ ${seeded}"
+                    "bank: money NOT conserved ✗ accounts ${total} + in flight ${in_flight} ≠ ${seeded}"
                 ),
             },
-        ]
-    } else if workflow_type == research::WORKFLOW_TYPE {
-        let completed = |ty: &str| {
-            let scheduled: Vec<u64> = history
-                .iter()
-                .filter(|e| matches!(&e.attributes, EventAttributes::ActivityTaskScheduled { activity_type, .. } if activity_type == ty))
-                .map(|e| e.event_id)
-                .collect();
-            history
-                .iter()
-                .filter(|e| e.event_type() == EventType::ActivityTaskCompleted)
-                .filter(|e| {
-                    e.attributes
-                        .activity_scheduled_event_id()
-                        .is_some_and(|s| scheduled.contains(&s))
-                })
-                .count()
-        };
-        vec![
-            format!("LLM calls paid: {}", completed("llm_call")),
-            format!(
-                "PDF: {}",
-                if completed("create_pdf") > 0 {
-                    "written ✓"
-                } else {
-                    "not yet"
-                }
-            ),
-            format!(
-                "e-mail: {}",
-                if completed("send_email") > 0 {
-                    "sent ✓"
-                } else {
-                    "not sent yet"
-                }
-            ),
         ]
     } else {
         Vec::new()
@@ -361,26 +365,10 @@ pub fn run_in_terminal(data_dir: std::path::PathBuf, speed: f64) -> Result<(), S
         .enable_all()
         .build()
         .map_err(|e| format!("cannot start the runtime: {e}"))?;
-    let pid_file = data_dir.join("holdfast.pid");
     runtime.block_on(async move {
         let config = EngineConfig::new(&data_dir).clock(Clock::scaled(speed));
         let llm = research::Llm::from_env().map_err(|e| e.to_string())?;
-        let lab = match Lab::open(config, llm) {
-            Ok(lab) => lab,
-            Err(e) => {
-                let holder = std::fs::read_to_string(&pid_file)
-                    .ok()
-                    .map(|p| format!(" (pid {})", p.trim()))
-                    .unwrap_or_default();
-                let msg = e.to_string();
-                return Err(if msg.contains("in use by another holdfast process") {
-                    format!("{msg}{holder}")
-                } else {
-                    msg
-                });
-            }
-        };
-        let _ = std::fs::write(&pid_file, std::process::id().to_string());
+        let lab = Lab::open(config, llm).map_err(|e| e.to_string())?;
         // Logs go to the log pane and to a file, never to the screen.
         let logs = log::LogBuffer::new(500);
         let file = std::fs::OpenOptions::new()
@@ -412,7 +400,6 @@ pub fn run_in_terminal(data_dir: std::path::PathBuf, speed: f64) -> Result<(), S
         let input = crossterm::event::EventStream::new();
         let out = run(&mut terminal, input, lab, Theme::from_env(), logs).await;
         ratatui::restore();
-        let _ = std::fs::remove_file(&pid_file);
         out
     })
 }

@@ -12,9 +12,13 @@ use thiserror::Error;
 #[derive(Debug, Error, Clone)]
 pub enum StoreError {
     #[error(
-        "data directory {path} is in use by another holdfast process (its lock on {path}/db is held); stop that process or use another --data-dir"
+        "data directory {path} is in use by another holdfast process{holder} (its lock on {path}/db is held); stop that process or use another --data-dir"
     )]
-    Locked { path: String },
+    Locked {
+        path: String,
+        /// " (pid N)" when the holder left its pid, else empty.
+        holder: String,
+    },
     #[error(
         "data directory {path} is damaged: {detail}; it was left untouched (move it aside to start afresh)"
     )]
@@ -57,14 +61,29 @@ pub enum StoreError {
     LostInCrash { path: String },
 }
 
+/// The file where the process holding a data directory leaves its pid.
+pub(crate) const PID_FILE: &str = "holdfast.pid";
+
+/// " (pid N)" for the process that holds `path`, if it said.
+fn holder_of(path: &str) -> String {
+    std::fs::read_to_string(std::path::Path::new(path).join(PID_FILE))
+        .ok()
+        .and_then(|p| p.trim().parse::<u32>().ok())
+        .map(|pid| format!(" (pid {pid})"))
+        .unwrap_or_default()
+}
+
 impl StoreError {
     pub(crate) fn from_sled_open(path: &str, e: sled::Error) -> Self {
         match &e {
-            sled::Error::Io(io) if io.kind() == std::io::ErrorKind::WouldBlock => {
-                StoreError::Locked { path: path.into() }
-            }
-            sled::Error::Io(io) if io.to_string().contains("could not acquire lock") => {
-                StoreError::Locked { path: path.into() }
+            sled::Error::Io(io)
+                if io.kind() == std::io::ErrorKind::WouldBlock
+                    || io.to_string().contains("could not acquire lock") =>
+            {
+                StoreError::Locked {
+                    path: path.into(),
+                    holder: holder_of(path),
+                }
             }
             sled::Error::Corruption { .. } | sled::Error::Unsupported(_) => StoreError::Corrupt {
                 path: path.into(),

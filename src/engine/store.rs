@@ -297,6 +297,11 @@ impl Store {
             }
         }
         let db = guard::open_guarded(path)?;
+        // Who holds the directory, for the next process that finds it locked.
+        let _ = std::fs::write(
+            path.join(super::error::PID_FILE),
+            std::process::id().to_string(),
+        );
         let tree = db
             .open_tree("engine")
             .map_err(|e| StoreError::from_sled(&display, e))?;

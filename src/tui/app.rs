@@ -119,7 +119,10 @@ pub enum EngineState {
 #[derive(Clone, Debug, PartialEq)]
 pub struct RunView {
     pub description: WorkflowDescription,
+    /// From `first_event_id` on (1: all of it) as loaded; the screen's copy
+    /// always holds all of it.
     pub history: Vec<HistoryEvent>,
+    pub first_event_id: u64,
     /// The app's own state for this run (balances, LLM calls paid, files).
     pub facts: Vec<String>,
 }
@@ -263,7 +266,9 @@ impl App {
             } => {
                 if request == self.request {
                     self.retrying = retrying;
-                    self.loaded(runs, run.map(|r| *r));
+                    if self.loaded(runs, run.map(|r| *r)) {
+                        return vec![Effect::Reload];
+                    }
                 }
                 Vec::new()
             }
@@ -314,7 +319,9 @@ impl App {
         self.message = Some((text.into(), true));
     }
 
-    fn loaded(&mut self, runs: Vec<WorkflowExecutionInfo>, run: Option<RunView>) {
+    /// Takes a reload in; says whether another is needed.
+    fn loaded(&mut self, runs: Vec<WorkflowExecutionInfo>, run: Option<RunView>) -> bool {
+        let mut reload = false;
         self.runs = runs;
         if let Some(id) = &self.selected_id
             && let Some(i) = self.runs.iter().position(|r| &r.workflow_id == id)
@@ -329,6 +336,25 @@ impl App {
         };
         let follow_tail =
             !same_run || self.history_cursor + 1 >= self.visible_history().len().max(1);
+        // Only the new events came: add them to what is held.
+        let run = match (run, self.run.take()) {
+            (Some(mut new), Some(mut old))
+                if new.first_event_id > 1
+                    && old.description.info.run_id == new.description.info.run_id
+                    && old.history.len() as u64 + 1 == new.first_event_id =>
+            {
+                old.history.append(&mut new.history);
+                old.description = new.description;
+                old.facts = new.facts;
+                Some(old)
+            }
+            (Some(new), _) if new.first_event_id > 1 => {
+                // What they belong after is gone: read it whole again.
+                reload = true;
+                None
+            }
+            (new, _) => new,
+        };
         self.run = run;
         let n = self.visible_history().len();
         if follow_tail {
@@ -341,6 +367,7 @@ impl App {
             .as_ref()
             .map_or(0, |r| r.description.pending_activities.len());
         self.pending_cursor = self.pending_cursor.min(pending.saturating_sub(1));
+        reload
     }
 
     fn key(&mut self, key: KeyEvent) -> Vec<Effect> {
@@ -460,6 +487,10 @@ impl App {
             }
             other => match self.lab_action(other) {
                 Some(a) => {
+                    if matches!(a, Action::Signal { .. }) {
+                        // Answered from the draft's view: it closes.
+                        self.overlay = None;
+                    }
                     self.busy += 1;
                     if matches!(a, Action::CrashEngine) {
                         self.engine_state = EngineState::Recovering;
@@ -541,7 +572,7 @@ impl App {
                 let event = self.visible_history().get(self.history_cursor).map(|e| {
                     (
                         format!("event {} · {}", e.event_id, e.event_type()),
-                        serde_json::to_string_pretty(&e.attributes).unwrap_or_default(),
+                        pretty_attributes(&e.attributes),
                     )
                 });
                 if let Some((title, body)) = event {
@@ -572,7 +603,7 @@ impl App {
                 max_attempts: Some(0),
             },
             UiAction::StartReport => Action::StartReport {
-                workflow_id: Some(fresh(research::WORKFLOW_ID_PREFIX)),
+                workflow_id: Some(fresh("report")),
                 prompt: "Why does durable execution survive a crash?".into(),
                 approval: true,
                 email_to: None,
@@ -663,7 +694,7 @@ fn describe_lab_event(e: &LabEvent) -> String {
             "worker killed: what it ran is lost; its attempts time out, its next task waits 10 s on its sticky queue".into()
         }
         LabEvent::WorkersStopped { .. } => {
-            "worker stopped cleanly: another worker takes over at once".into()
+            "worker stopped cleanly: its sticky queue is released, so the next worker (w) takes over at once, with no 10 s wait".into()
         }
         LabEvent::FaultSet { fault, on } => {
             format!("{} {}", fault.name(), if *on { "on" } else { "off" })
@@ -701,4 +732,38 @@ pub fn deposit_words(d: DepositCode) -> &'static str {
 /// The bank's money, for the app-state line of a transfer.
 pub fn is_transfer(info: &WorkflowExecutionInfo) -> bool {
     info.workflow_type == bank::WORKFLOW_TYPE
+}
+
+/// An event's attributes as pretty JSON, with payloads (JSON carried as
+/// text) shown as the JSON they hold.
+pub fn pretty_attributes(a: &EventAttributes) -> String {
+    fn unwrap_payloads(v: &mut serde_json::Value) {
+        match v {
+            serde_json::Value::Object(m) => {
+                for (k, x) in m.iter_mut() {
+                    let payload = matches!(
+                        k.as_str(),
+                        "input"
+                            | "result"
+                            | "details"
+                            | "heartbeat_details"
+                            | "last_heartbeat_details"
+                    );
+                    match x {
+                        serde_json::Value::String(s) if payload => {
+                            if let Ok(inner) = serde_json::from_str(s) {
+                                *x = inner;
+                            }
+                        }
+                        _ => unwrap_payloads(x),
+                    }
+                }
+            }
+            serde_json::Value::Array(xs) => xs.iter_mut().for_each(unwrap_payloads),
+            _ => {}
+        }
+    }
+    let mut v = serde_json::to_value(a).unwrap_or_default();
+    unwrap_payloads(&mut v);
+    serde_json::to_string_pretty(&v).unwrap_or_default()
 }

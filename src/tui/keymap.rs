@@ -160,6 +160,15 @@ pub fn table() -> Vec<Binding> {
         ),
         bind!(Overlay, [code(KeyCode::PageDown)], A::PageDown, "page down"),
         bind!(Overlay, [code(KeyCode::PageUp)], A::PageUp, "page up"),
+        bind!(Overlay, [ch('g'), code(KeyCode::Home)], A::Top, "top"),
+        bind!(Overlay, [ch('G'), code(KeyCode::End)], A::Bottom, "bottom"),
+        bind!(Overlay, [ch('a')], A::Approve, "approve the draft shown"),
+        bind!(
+            Overlay,
+            [ch('E')],
+            A::EditDraft,
+            "ask for an edit of the draft shown"
+        ),
         // Moving around
         bind!(Global, [code(KeyCode::Down), ch('j')], A::Down, "next line"),
         bind!(Global, [code(KeyCode::Up), ch('k')], A::Up, "previous line"),

@@ -36,13 +36,13 @@ pub fn draw(f: &mut Frame, app: &App, theme: Theme) {
     ])
     .areas(area);
     top_bar(f, app, theme, top);
-    let left_width = (area.width / 2).max(54);
+    let left_width = (area.width / 2).clamp(40, 72);
     let [left, right] =
         Layout::horizontal([Constraint::Length(left_width), Constraint::Min(20)]).areas(body);
     let [list, facts, log] = Layout::vertical([
         Constraint::Min(6),
-        Constraint::Length(5),
-        Constraint::Length(7),
+        Constraint::Length(6),
+        Constraint::Length(6),
     ])
     .areas(left);
     workflows::draw(f, app, theme, list);
@@ -74,6 +74,14 @@ pub(super) fn focused(app: &App, pane: Pane) -> bool {
     app.overlay.is_none() && app.focus == pane
 }
 
+fn runs(n: usize) -> String {
+    if n == 1 {
+        "1 run".into()
+    } else {
+        format!("{n} runs")
+    }
+}
+
 fn top_bar(f: &mut Frame, app: &App, theme: Theme, area: Rect) {
     let lab = &app.lab;
     let engine = match app.engine_state {
@@ -81,9 +89,17 @@ fn top_bar(f: &mut Frame, app: &App, theme: Theme, area: Rect) {
         EngineState::Up => match (lab.engine_generation, lab.last_recovery) {
             (g, Some(r)) if g > 0 => Span::styled(
                 format!(
-                    "● engine up · crashed {g}×, recovered {} runs in {} ms",
-                    r.runs,
+                    "● engine up · crashed {g}×, recovered {} in {} ms",
+                    runs(r.runs),
                     r.elapsed.as_millis()
+                ),
+                theme.good(),
+            ),
+            (_, Some(r)) if r.runs > 0 => Span::styled(
+                format!(
+                    "● engine up · recovered {} in {} ms",
+                    runs(r.runs),
+                    (r.elapsed + r.store_open).as_millis()
                 ),
                 theme.good(),
             ),
@@ -105,34 +121,54 @@ fn top_bar(f: &mut Frame, app: &App, theme: Theme, area: Rect) {
     };
     let first = Line::from(vec![
         Span::styled("holdfast ", theme.title()),
-        Span::raw(format!(
-            "{} · ",
-            one_line(&lab.data_dir.display().to_string())
-        )),
-        engine,
-        Span::raw(" · "),
+        Span::raw(format!("clock {}× · ", lab.speed)),
         worker,
-        Span::raw(format!(" · clock {}×", lab.speed)),
+        Span::raw(" · "),
+        engine,
+        Span::styled(
+            format!(" · {}", one_line(&lab.data_dir.display().to_string())),
+            theme.dim(),
+        ),
         if app.busy > 0 {
             Span::styled(" · working…", theme.dim())
         } else {
             Span::raw("")
         },
     ]);
-    let mut faults = vec![Span::styled("faults ", theme.dim())];
+    let mut faults = vec![Span::styled("faults: ", theme.dim())];
     for fs in &lab.faults {
-        let (mark, style) = if fs.on {
-            ("[on] ", theme.bad())
+        let (state, style) = if fs.on {
+            ("ON", theme.bad())
         } else {
-            ("[off]", theme.dim())
+            ("off", theme.dim())
         };
-        faults.push(Span::styled(format!("{mark} {} ", fs.fault.name()), style));
+        faults.push(Span::styled(
+            format!("{} {state}  ", fs.fault.name()),
+            style,
+        ));
     }
     f.render_widget(Paragraph::new(vec![first, Line::from(faults)]), area);
 }
 
 fn facts_pane(f: &mut Frame, app: &App, theme: Theme, area: Rect) {
     let lines: Vec<Line> = match &app.run {
+        Some(run) if run.description.info.workflow_type == crate::apps::research::WORKFLOW_TYPE => {
+            let mut l: Vec<Line> = report_facts(&run.history)
+                .into_iter()
+                .map(Line::raw)
+                .collect();
+            let waiting = run.description.info.status
+                == crate::engine::WorkflowExecutionStatus::Running
+                && run.description.pending_activities.is_empty()
+                && run.description.pending_workflow_task.is_none();
+            if waiting {
+                l.push(Line::styled(
+                    "waiting for you: d shows the draft, a approves, E asks for an edit",
+                    theme.warn(),
+                ));
+            }
+            l
+        }
         Some(run) if !run.facts.is_empty() => {
             run.facts.iter().map(|l| Line::raw(one_line(l))).collect()
         }
@@ -145,6 +181,39 @@ fn facts_pane(f: &mut Frame, app: &App, theme: Theme, area: Rect) {
         Paragraph::new(lines).block(pane_block("app".into(), false, theme)),
         area,
     );
+}
+
+/// What a report has paid for and made, from its history.
+fn report_facts(history: &[crate::engine::HistoryEvent]) -> Vec<String> {
+    use crate::engine::{EventAttributes, EventType};
+    let completed = |ty: &str| {
+        let scheduled: Vec<u64> = history
+            .iter()
+            .filter(|e| matches!(&e.attributes, EventAttributes::ActivityTaskScheduled { activity_type, .. } if activity_type == ty))
+            .map(|e| e.event_id)
+            .collect();
+        history
+            .iter()
+            .filter(|e| e.event_type() == EventType::ActivityTaskCompleted)
+            .filter(|e| {
+                e.attributes
+                    .activity_scheduled_event_id()
+                    .is_some_and(|s| scheduled.contains(&s))
+            })
+            .count()
+    };
+    let done = |ty: &str, yes: &str, no: &str| {
+        if completed(ty) > 0 {
+            yes.to_string()
+        } else {
+            no.to_string()
+        }
+    };
+    vec![
+        format!("LLM calls paid: {}", completed("llm_call")),
+        format!("PDF: {}", done("create_pdf", "written ✓", "not yet")),
+        format!("e-mail: {}", done("send_email", "sent ✓", "not sent yet")),
+    ]
 }
 
 fn log_pane(f: &mut Frame, app: &App, theme: Theme, area: Rect) {

@@ -43,6 +43,11 @@ async fn locked_data_dir_is_refused_by_a_second_process() {
     let err = cli_list_error(&data);
     assert!(err.contains("in use by another holdfast process"), "{err}");
     assert!(err.contains(&data.display().to_string()), "{err}");
+    // It names the process that holds it.
+    assert!(
+        err.contains(&format!("(pid {})", std::process::id())),
+        "{err}"
+    );
     // The first process still works.
     engine.list(&Default::default(), 10, None).await.unwrap();
 }

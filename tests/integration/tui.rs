@@ -46,6 +46,8 @@ macro_rules! snapshot {
             // Worker identities hold the test's pid, whose length varies.
             (r"\b\d{2,7}@[a-z-]*\d*", "[worker]"),
             (r"sticky=[^│\x22]*", "sticky=[queue]"),
+            // ...and so the padding after them.
+            (r" +│", " │"),
             (r"\b[WDR]-[0-9a-f][0-9a-f-]*", "[txn]"),
         ]}, {
             insta::assert_snapshot!($name, $text);
@@ -61,6 +63,7 @@ async fn loaded(lab: &Lab, selected: &str) -> App {
         lab.bank(),
         &app.status_filter.to_filter(""),
         Some(selected.to_string()),
+        None,
     )
     .await
     .unwrap();
@@ -99,10 +102,11 @@ async fn deposit_retrying_shows_the_countdown_and_the_attempts() {
     // Wide enough that no line is cut where the worker's pid is.
     let text = screen(&app, 140, 32);
     assert!(text.contains("attempt 5 of ∞"), "{text}");
-    assert!(text.contains("next attempt in 2s"), "{text}");
+    assert!(text.contains("next attempt in 2s of 2s"), "{text}");
     assert!(text.contains("● Running ↻"), "{text}");
+    assert!(text.contains("withdrawn ✓ · deposited ✗"), "{text}");
     assert!(
-        text.contains("money conserved ✓ ($250 in flight)"),
+        text.contains("bank: money conserved ✓ · $250 in flight"),
         "{text}"
     );
     snapshot!("deposit_retrying", text);
@@ -128,6 +132,14 @@ async fn failed_transfer_shows_the_refund() {
     let text = screen(&app, 110, 32);
     assert!(text.contains("✗ Failed"), "{text}");
     assert!(text.contains("85-150: $2000   43-812: $0"), "{text}");
+    assert!(
+        text.contains("withdrawn ✓ · deposited ✗ · refunded ✓"),
+        "{text}"
+    );
+    assert!(
+        text.contains("bank: money conserved ✓ · all $18575 in accounts"),
+        "{text}"
+    );
     snapshot!("transfer_failed_refunded", text);
 }
 

@@ -11,7 +11,10 @@ use ratatui::text::{Line, Span};
 use ratatui::widgets::{Gauge, Paragraph};
 
 use super::{focused, pane_block, short_duration};
-use crate::engine::{AttemptOutcome, AttemptRecord, PendingActivityInfo, PendingActivityState};
+use crate::engine::{
+    AttemptOutcome, AttemptRecord, PendingActivityInfo, PendingActivityState,
+    WorkflowExecutionStatus,
+};
 use crate::text::one_line;
 use crate::tui::app::{App, Pane};
 use crate::tui::theme::Theme;
@@ -47,7 +50,23 @@ pub fn draw(f: &mut Frame, app: &App, theme: Theme, area: Rect) {
         Paragraph::new(card_lines(a, pending.len(), app, theme)),
         card,
     );
-    countdown(f, a, app.now_ms, theme, gauge);
+    let status = app
+        .run
+        .as_ref()
+        .map(|r| r.description.info.status)
+        .unwrap_or(WorkflowExecutionStatus::Running);
+    if status != WorkflowExecutionStatus::Running {
+        // Temporal keeps listing it; nothing will run it again.
+        f.render_widget(
+            Paragraph::new(Line::styled(
+                format!("the run is {}: no further attempt", status.name()),
+                theme.dim(),
+            )),
+            gauge,
+        );
+    } else {
+        countdown(f, a, app.now_ms, app.lab.worker.is_some(), theme, gauge);
+    }
     f.render_widget(
         Paragraph::new(timeline_lines(
             &a.attempts,
@@ -134,11 +153,19 @@ fn card_lines(
     ]
 }
 
-fn countdown(f: &mut Frame, a: &PendingActivityInfo, now_ms: u64, theme: Theme, area: Rect) {
+fn countdown(
+    f: &mut Frame,
+    a: &PendingActivityInfo,
+    now_ms: u64,
+    worker: bool,
+    theme: Theme,
+    area: Rect,
+) {
     let (Some(next), Some(interval)) = (a.next_attempt_schedule_time_ms, a.current_retry_interval)
     else {
-        let text = match a.state {
-            PendingActivityState::Started => "running now",
+        let text = match (a.state, worker) {
+            (PendingActivityState::Started, _) => "running now",
+            (_, false) => "waiting for a worker (w starts one)",
             _ => "",
         };
         f.render_widget(Paragraph::new(Line::styled(text, theme.dim())), area);
@@ -149,17 +176,21 @@ fn countdown(f: &mut Frame, a: &PendingActivityInfo, now_ms: u64, theme: Theme, 
     let ratio = 1.0 - (left as f64 / total as f64).clamp(0.0, 1.0);
     // Whole seconds, rounded up, so the label moves once a second.
     let secs = left.div_ceil(1000);
-    let label = if left == 0 {
-        "next attempt now".to_string()
-    } else {
-        format!("next attempt in {secs}s (waits {})", short_duration(total))
+    let label = match (left, worker) {
+        (0, false) => "due now · waiting for a worker (w starts one)".to_string(),
+        (0, true) => "next attempt now".to_string(),
+        _ => format!("next attempt in {secs}s of {}", short_duration(total)),
     };
+    let width = (label.chars().count() as u16 + 1).min(area.width / 2);
+    let [text, bar] =
+        Layout::horizontal([Constraint::Length(width), Constraint::Min(1)]).areas(area);
+    f.render_widget(Paragraph::new(Line::styled(label, theme.warn())), text);
     f.render_widget(
         Gauge::default()
             .ratio(ratio)
-            .label(label)
+            .label("")
             .gauge_style(theme.warn()),
-        area,
+        bar,
     );
 }
 

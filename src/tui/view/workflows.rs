@@ -33,6 +33,8 @@ pub fn draw(f: &mut Frame, app: &App, theme: Theme, area: Rect) {
         );
         return;
     }
+    // Narrow: id, status and age only.
+    let wide = area.width >= 60;
     let rows = app.runs.iter().map(|r| {
         let (sym, word) = status_symbol(r.status);
         let retrying = app.retrying.contains(&r.run_id);
@@ -42,28 +44,47 @@ pub fn draw(f: &mut Frame, app: &App, theme: Theme, area: Rect) {
         } else {
             Span::styled(format!("{sym} {word}"), theme.status(r.status))
         };
-        Row::new(vec![
-            Cell::from(one_line(&r.workflow_id)),
-            Cell::from(one_line(&r.workflow_type)),
-            Cell::from(status),
-            Cell::from(ago(app.now_ms, r.start_time_ms).replace(" ago", "")),
-            Cell::from(short_duration(end.saturating_sub(r.start_time_ms))),
-        ])
+        let mut cells = vec![Cell::from(one_line(&r.workflow_id))];
+        if wide {
+            cells.push(Cell::from(one_line(&r.workflow_type)));
+        }
+        cells.push(Cell::from(status));
+        cells.push(Cell::from(
+            ago(app.now_ms, r.start_time_ms).replace(" ago", ""),
+        ));
+        if wide {
+            cells.push(Cell::from(short_duration(
+                end.saturating_sub(r.start_time_ms),
+            )));
+        }
+        Row::new(cells)
     });
-    let table = Table::new(
-        rows,
-        [
-            Constraint::Min(14),
-            Constraint::Length(10),
-            Constraint::Length(12),
-            Constraint::Length(7),
-            Constraint::Length(5),
-        ],
-    )
-    .column_spacing(1)
-    .header(Row::new(vec!["id", "type", "status", "age", "took"]).style(theme.dim()))
-    .row_highlight_style(theme.selected())
-    .block(block);
+    let (widths, header) = if wide {
+        (
+            vec![
+                Constraint::Min(14),
+                Constraint::Length(10),
+                Constraint::Length(12),
+                Constraint::Length(6),
+                Constraint::Length(6),
+            ],
+            vec!["id", "type", "status", "age", "took"],
+        )
+    } else {
+        (
+            vec![
+                Constraint::Min(12),
+                Constraint::Length(12),
+                Constraint::Length(6),
+            ],
+            vec!["id", "status", "age"],
+        )
+    };
+    let table = Table::new(rows, widths)
+        .column_spacing(1)
+        .header(Row::new(header).style(theme.dim()))
+        .row_highlight_style(theme.selected())
+        .block(block);
     let mut state = TableState::default().with_selected(Some(app.selected));
     f.render_stateful_widget(table, area, &mut state);
 }
