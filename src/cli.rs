@@ -5,6 +5,7 @@
 mod bank_chaos;
 mod bench;
 mod bench_long;
+mod bench_tui;
 mod chaos;
 mod demo;
 mod render;

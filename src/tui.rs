@@ -335,15 +335,15 @@ fn spawn_query(engine: &Engine, workflow_id: String, tx: mpsc::UnboundedSender<E
     });
 }
 
-/// When the next countdown second falls, if anything counts down.
+/// When the next second falls, if anything on screen counts (a countdown,
+/// the age of a running run); nothing ticks when nothing runs.
 fn next_tick(app: &App, engine: &Engine) -> Option<Duration> {
-    let run = app.run.as_ref()?;
     let now = engine.now_ms();
-    let counting = run.description.pending_activities.iter().any(|a| {
-        a.next_attempt_schedule_time_ms.is_some_and(|t| t > now)
-            || a.last_heartbeat_time_ms.is_some()
-    });
-    counting.then(|| Duration::from_millis(1000 - now % 1000))
+    let running = app
+        .runs
+        .iter()
+        .any(|r| r.status == crate::engine::WorkflowExecutionStatus::Running);
+    running.then(|| Duration::from_millis(1000 - now % 1000))
 }
 
 async fn sleep_opt(engine: &Engine, d: Option<Duration>) {

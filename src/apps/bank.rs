@@ -177,6 +177,8 @@ async fn withdraw(
     ctx: ActivityContext,
     p: PaymentDetails,
 ) -> Result<String, ApplicationError> {
+    // As the tutorial's activities print it.
+    tracing::info!(workflow_id = %ctx.workflow_id, "Withdrawing ${} from account {}.", p.amount, p.source_account);
     bank.withdraw(&p.source_account, p.amount, &p.reference_id)
         .await
         .inspect_err(|e| log_failure("Withdrawal", &ctx, e))
@@ -189,6 +191,7 @@ async fn deposit(
     ctx: ActivityContext,
     p: PaymentDetails,
 ) -> Result<String, ApplicationError> {
+    tracing::info!(workflow_id = %ctx.workflow_id, "Depositing ${} into account {}.", p.amount, p.target_account);
     let outcome = match code {
         DepositCode::Fixed => {
             bank.deposit(&p.target_account, p.amount, &p.reference_id)
@@ -209,6 +212,7 @@ async fn refund(
     ctx: ActivityContext,
     p: PaymentDetails,
 ) -> Result<String, ApplicationError> {
+    tracing::info!(workflow_id = %ctx.workflow_id, "Refunding ${} back into account {}.", p.amount, p.source_account);
     bank.refund(&p.source_account, p.amount, &p.reference_id)
         .await
         .inspect_err(|e| log_failure("Refund", &ctx, e))

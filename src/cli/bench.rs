@@ -29,6 +29,11 @@ pub struct BenchArgs {
     /// and a describe.
     #[arg(long)]
     pub read_model: bool,
+    /// Measure the terminal UI instead: frame time with N runs stored and a
+    /// 10,000-event history selected, reloads, idle CPU over 30 s with a
+    /// run retrying, peak RSS.
+    #[arg(long)]
+    pub tui: bool,
     /// Measure one workflow running N activities one after the other
     /// instead (repeat it: `--sequential 1000 --sequential 10000`).
     #[arg(long = "sequential", value_name = "N", value_parser = super::at_least_one, allow_negative_numbers = true)]
@@ -48,7 +53,7 @@ fn bench_root(dir: Option<&std::path::Path>) -> Result<std::path::PathBuf, Strin
     }
 }
 
-fn peak_rss_kib() -> Option<u64> {
+pub(super) fn peak_rss_kib() -> Option<u64> {
     let s = std::fs::read_to_string("/proc/self/status").ok()?;
     s.lines()
         .find(|l| l.starts_with("VmHWM:"))
@@ -56,7 +61,7 @@ fn peak_rss_kib() -> Option<u64> {
         .and_then(|v| v.parse().ok())
 }
 
-fn percentile(sorted: &[Duration], p: f64) -> Duration {
+pub(super) fn percentile(sorted: &[Duration], p: f64) -> Duration {
     if sorted.is_empty() {
         return Duration::ZERO;
     }
@@ -67,6 +72,12 @@ fn percentile(sorted: &[Duration], p: f64) -> Duration {
 pub async fn run(args: BenchArgs) -> Result<(), Box<dyn std::error::Error>> {
     if args.read_model {
         return read_model(args).await;
+    }
+    if args.tui {
+        let root = bench_root(args.dir.as_deref())?;
+        let out = super::bench_tui::run(args.workflows, args.concurrency, &root).await;
+        let _ = std::fs::remove_dir_all(&root);
+        return out;
     }
     if !args.sequential.is_empty() {
         let root = bench_root(args.dir.as_deref())?;
@@ -200,19 +211,14 @@ fn tempfile_in(dir: &std::path::Path) -> std::io::Result<std::path::PathBuf> {
     Ok(p)
 }
 
-/// Times what a screen asks of a big store.
-async fn read_model(args: BenchArgs) -> Result<(), Box<dyn std::error::Error>> {
-    use crate::engine::{ListFilter, WorkflowExecutionStatus};
-    let root = bench_root(args.dir.as_deref())?;
-    let dir = root.join("engine");
-    let (n, c) = (args.workflows, args.concurrency);
-    println!(
-        "holdfast bench --read-model: {n} runs (1 % running) and one with an activity retrying, in a fresh directory (removed at the end): {}",
-        root.display()
-    );
-    let engine = Engine::open(EngineConfig::new(&dir).clock(Clock::system()))?;
+/// Fills a store with `n` runs, `c` at a time: 1 % left running, the rest
+/// terminated; half transfers, half reports.
+pub(super) async fn fill(
+    engine: &Engine,
+    n: usize,
+    c: usize,
+) -> Result<(), crate::engine::EngineError> {
     let next = Arc::new(AtomicUsize::new(0));
-    let t = Instant::now();
     let mut fillers = Vec::new();
     for _ in 0..c {
         let engine = engine.clone();
@@ -239,8 +245,25 @@ async fn read_model(args: BenchArgs) -> Result<(), Box<dyn std::error::Error>> {
         }));
     }
     for f in fillers {
-        f.await??;
+        f.await
+            .map_err(|e| crate::engine::EngineError::InvalidArgument(e.to_string()))??;
     }
+    Ok(())
+}
+
+/// Times what a screen asks of a big store.
+async fn read_model(args: BenchArgs) -> Result<(), Box<dyn std::error::Error>> {
+    use crate::engine::{ListFilter, WorkflowExecutionStatus};
+    let root = bench_root(args.dir.as_deref())?;
+    let dir = root.join("engine");
+    let (n, c) = (args.workflows, args.concurrency);
+    println!(
+        "holdfast bench --read-model: {n} runs (1 % running) and one with an activity retrying, in a fresh directory (removed at the end): {}",
+        root.display()
+    );
+    let engine = Engine::open(EngineConfig::new(&dir).clock(Clock::system()))?;
+    let t = Instant::now();
+    fill(&engine, n, c).await?;
     // One run with an activity retrying, for the "retrying" filter.
     let mut w = Worker::new(&engine, WorkerOptions::new("retrying", "bench-worker"));
     w.register_workflow("Stuck", |ctx: WfContext, _: u64| async move {

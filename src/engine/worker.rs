@@ -755,11 +755,12 @@ impl WorkerShared {
             }
             Err(e) => {
                 self.stats.activities_failed.fetch_add(1, Ordering::Relaxed);
+                // The words Temporal's Python worker logs.
                 tracing::info!(
                     workflow_id = %task.workflow_id,
-                    activity = %task.activity_type,
-                    attempt = task.attempt,
-                    "activity failed: {e}"
+                    "Activity error. ActivityType {} Attempt {}: {e}",
+                    task.activity_type,
+                    task.attempt
                 );
                 self.engine
                     .fail_activity_task(&task.token, identity, e.into_failure())

@@ -37,8 +37,14 @@ pub fn draw(f: &mut Frame, app: &App, theme: Theme, area: Rect) {
     let block = pane_block(title, focused(app, Pane::History), theme);
     let start = run.history.first().map_or(0, |e| e.event_time_ms);
     let replayed_up_to = replayed_up_to(&run.history);
+    // Only the lines that fit are built: a 10,000-event history costs no
+    // more per frame than a short one.
+    let height = area.height.saturating_sub(2) as usize;
+    let first = app.history_cursor.saturating_sub(height.saturating_sub(1));
     let items: Vec<ListItem> = events
         .iter()
+        .skip(first)
+        .take(height)
         .map(|e| {
             let mut spans = vec![
                 Span::styled(format!("{:>4} ", e.event_id), theme.dim()),
@@ -61,7 +67,7 @@ pub fn draw(f: &mut Frame, app: &App, theme: Theme, area: Rect) {
     let list = List::new(items)
         .highlight_style(theme.selected())
         .block(block);
-    let mut state = ListState::default().with_selected(Some(app.history_cursor));
+    let mut state = ListState::default().with_selected(Some(app.history_cursor - first));
     f.render_stateful_widget(list, area, &mut state);
 }
 

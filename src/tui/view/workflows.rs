@@ -35,7 +35,9 @@ pub fn draw(f: &mut Frame, app: &App, theme: Theme, area: Rect) {
     }
     // Narrow: id, status and age only.
     let wide = area.width >= 60;
-    let rows = app.runs.iter().map(|r| {
+    let height = area.height.saturating_sub(3) as usize;
+    let first = app.selected.saturating_sub(height.saturating_sub(1));
+    let rows = app.runs.iter().skip(first).take(height).map(|r| {
         let (sym, word) = status_symbol(r.status);
         let retrying = app.retrying.contains(&r.run_id);
         let end = r.close_time_ms.unwrap_or(app.now_ms);
@@ -85,6 +87,6 @@ pub fn draw(f: &mut Frame, app: &App, theme: Theme, area: Rect) {
         .header(Row::new(header).style(theme.dim()))
         .row_highlight_style(theme.selected())
         .block(block);
-    let mut state = TableState::default().with_selected(Some(app.selected));
+    let mut state = TableState::default().with_selected(Some(app.selected - first));
     f.render_stateful_widget(table, area, &mut state);
 }
