@@ -23,6 +23,10 @@ pub enum UiAction {
     /// Esc: close the overlay (or answer no).
     Back,
     Confirm,
+    /// In a form: start what it describes.
+    Submit,
+    NextField,
+    PrevField,
     Filter,
     CycleStatusFilter,
     ClearFilter,

@@ -5,13 +5,21 @@
 
 use ratatui::crossterm::event::{Event as TermEvent, KeyCode, KeyEvent, KeyEventKind};
 
+mod form;
+mod lab;
+
+pub use form::{Form, FormKind};
+
+pub use lab::deposit_words;
+use lab::describe_lab_event;
+
 use super::action::UiAction;
 use super::keymap::{self, Binding, Context};
-use crate::apps::bank::{self, DepositCode};
+
 use crate::apps::lab::{Action, LabEvent, LabSnapshot};
-use crate::apps::research;
+
 use crate::engine::{
-    EventAttributes, HistoryEvent, SPEED_RANGE, WorkflowDescription, WorkflowExecutionInfo,
+    EventAttributes, HistoryEvent, WorkflowDescription, WorkflowExecutionInfo,
     WorkflowExecutionStatus,
 };
 
@@ -89,8 +97,10 @@ impl StatusFilter {
 }
 
 /// What covers the main screen.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug)]
 pub enum Overlay {
+    /// A form that starts work.
+    Form(Form),
     Help {
         scroll: u16,
     },
@@ -232,6 +242,7 @@ impl App {
     pub fn context(&self) -> Context {
         match &self.overlay {
             Some(Overlay::Confirm { .. }) => Context::Confirm,
+            Some(Overlay::Form(_)) => Context::Form,
             Some(_) => Context::Overlay,
             None => self.focus.context(),
         }
@@ -374,6 +385,16 @@ impl App {
         if self.editing_filter {
             return self.filter_key(key);
         }
+        if let Some(Overlay::Form(form)) = &mut self.overlay {
+            // The form's own keys; anything else is typed into the field.
+            return match keymap::resolve(&self.keymap, &key, Context::Form) {
+                Some(action) => self.update(action),
+                None => {
+                    form.type_key(&TermEvent::Key(key));
+                    Vec::new()
+                }
+            };
+        }
         match keymap::resolve(&self.keymap, &key, self.context()) {
             Some(action) => self.update(action),
             None => Vec::new(),
@@ -481,6 +502,47 @@ impl App {
                 self.history_cursor = self.visible_history().len().saturating_sub(1);
                 Vec::new()
             }
+            UiAction::StartTransfer => {
+                self.overlay = Some(Overlay::Form(Form::transfer()));
+                Vec::new()
+            }
+            UiAction::StartReport => {
+                self.overlay = Some(Overlay::Form(Form::report()));
+                Vec::new()
+            }
+            UiAction::NextField | UiAction::PrevField => {
+                if let Some(Overlay::Form(form)) = &mut self.overlay {
+                    if action == UiAction::NextField {
+                        form.next();
+                    } else {
+                        form.prev();
+                    }
+                }
+                Vec::new()
+            }
+            UiAction::Submit => {
+                let Some(Overlay::Form(form)) = &mut self.overlay else {
+                    return Vec::new();
+                };
+                // Fresh and short, so the list tells runs apart; a clash
+                // with a running id is refused by the engine.
+                let prefix = match form.kind {
+                    FormKind::Transfer => "pay-invoice",
+                    FormKind::Report => "report",
+                };
+                let id = format!("{prefix}-{:04x}", fastrand::u16(..));
+                match form.action(id) {
+                    Ok(a) => {
+                        self.overlay = None;
+                        self.busy += 1;
+                        vec![Effect::Lab(a)]
+                    }
+                    Err(e) => {
+                        form.error = Some(e);
+                        Vec::new()
+                    }
+                }
+            }
             UiAction::ShowDraft => {
                 let id = self.selected_id.clone().unwrap_or_default();
                 vec![Effect::ShowDraft { workflow_id: id }]
@@ -502,29 +564,6 @@ impl App {
         }
     }
 
-    fn question(&self, action: &UiAction) -> String {
-        let id = self
-            .selected_id
-            .clone()
-            .unwrap_or_else(|| "the selected run".into());
-        match action {
-            UiAction::Terminate => {
-                format!(
-                    "Terminate {id}? Nothing more runs, no refund: cancel (C) is the way that refunds."
-                )
-            }
-            UiAction::Reset => {
-                format!(
-                    "Reset {id} to its first workflow task? Its current run is terminated and a new one starts."
-                )
-            }
-            _ => {
-                "Crash the engine? What is not on disk is lost; everything acknowledged comes back."
-                    .into()
-            }
-        }
-    }
-
     fn scroll(&mut self, delta: i64) -> Vec<Effect> {
         let step = |v: usize, len: usize| -> usize {
             let max = len.saturating_sub(1) as i64;
@@ -535,7 +574,7 @@ impl App {
                 *scroll = (*scroll as i64).saturating_add(delta).clamp(0, 10_000) as u16;
                 return Vec::new();
             }
-            Some(Overlay::Confirm { .. }) => return Vec::new(),
+            Some(Overlay::Confirm { .. }) | Some(Overlay::Form(_)) => return Vec::new(),
             None => {}
         }
         match self.focus {
@@ -572,7 +611,7 @@ impl App {
                 let event = self.visible_history().get(self.history_cursor).map(|e| {
                     (
                         format!("event {} · {}", e.event_id, e.event_type()),
-                        pretty_attributes(&e.attributes),
+                        super::view::pretty_attributes(&e.attributes),
                     )
                 });
                 if let Some((title, body)) = event {
@@ -586,91 +625,6 @@ impl App {
             }
         }
     }
-
-    /// The lab action a key means here (with the selected run filled in).
-    fn lab_action(&self, action: UiAction) -> Option<Action> {
-        let id = self.selected_id.clone().unwrap_or_default();
-        // Short, so the list tells runs apart; a clash with a running id is refused.
-        let fresh = |prefix: &str| format!("{prefix}-{:04x}", fastrand::u16(..));
-        Some(match action {
-            UiAction::StartTransfer => Action::StartTransfer {
-                workflow_id: Some(fresh("pay-invoice")),
-                from: None,
-                to: None,
-                amount: None,
-                reference: None,
-                // The bug stays fixable while the run waits: retry until fixed.
-                max_attempts: Some(0),
-            },
-            UiAction::StartReport => Action::StartReport {
-                workflow_id: Some(fresh("report")),
-                prompt: "Why does durable execution survive a crash?".into(),
-                approval: true,
-                email_to: None,
-            },
-            UiAction::KillWorker => Action::KillWorker,
-            UiAction::StopWorker => Action::StopWorker,
-            UiAction::StartWorker => Action::StartWorker,
-            UiAction::ToggleFault(fault) => {
-                let on = self
-                    .lab
-                    .faults
-                    .iter()
-                    .find(|f| f.fault == fault)
-                    .is_some_and(|f| f.on);
-                Action::SetFault { fault, on: !on }
-            }
-            UiAction::HotSwapFix => Action::HotSwapFix,
-            UiAction::RestartWorkerWithFix => Action::RestartWorkerWithFix,
-            UiAction::CrashEngine => Action::CrashEngine,
-            UiAction::RetryNow => Action::RetryNow {
-                workflow_id: id,
-                activity_id: None,
-            },
-            UiAction::Approve | UiAction::EditDraft => {
-                let decision = if action == UiAction::Approve {
-                    research::UserDecision::Keep
-                } else {
-                    research::UserDecision::Edit
-                };
-                let signal = research::UserDecisionSignal {
-                    decision,
-                    additional_prompt: if action == UiAction::EditDraft {
-                        "Make it shorter.".into()
-                    } else {
-                        String::new()
-                    },
-                };
-                Action::Signal {
-                    workflow_id: id,
-                    name: research::SIGNAL.into(),
-                    input: serde_json::to_value(signal).unwrap_or_default(),
-                }
-            }
-            UiAction::Cancel => Action::Cancel { workflow_id: id },
-            UiAction::Terminate => Action::Terminate {
-                workflow_id: id,
-                reason: Some("terminated from holdfast".into()),
-            },
-            UiAction::Reset => Action::Reset {
-                workflow_id: id,
-                event_id: None,
-            },
-            UiAction::SpeedUp | UiAction::SpeedDown => {
-                const STEPS: [f64; 5] = [1.0, 2.0, 5.0, 10.0, 60.0];
-                let i = STEPS.iter().position(|s| *s >= self.lab.speed).unwrap_or(0);
-                let next = if action == UiAction::SpeedUp {
-                    STEPS[(i + 1).min(STEPS.len() - 1)]
-                } else {
-                    STEPS[i.saturating_sub(1)]
-                };
-                Action::SetSpeed {
-                    speed: next.clamp(SPEED_RANGE.0, SPEED_RANGE.1),
-                }
-            }
-            _ => return None,
-        })
-    }
 }
 
 /// Workflow-task events, which compact mode folds away.
@@ -681,89 +635,4 @@ pub fn is_workflow_task_event(e: &HistoryEvent) -> bool {
             | EventAttributes::WorkflowTaskStarted { .. }
             | EventAttributes::WorkflowTaskCompleted { .. }
     )
-}
-
-/// One line for the status line about what the lab did.
-fn describe_lab_event(e: &LabEvent) -> String {
-    match e {
-        LabEvent::WorkflowStarted { workflow_id, .. } => format!("started {workflow_id}"),
-        LabEvent::WorkersStarted { deposit, .. } => {
-            format!("worker started (deposit: {})", deposit_words(*deposit))
-        }
-        LabEvent::WorkersKilled { .. } => {
-            "worker killed: what it ran is lost; its attempts time out, its next task waits 10 s on its sticky queue".into()
-        }
-        LabEvent::WorkersStopped { .. } => {
-            "worker stopped cleanly: its sticky queue is released, so the next worker (w) takes over at once, with no 10 s wait".into()
-        }
-        LabEvent::FaultSet { fault, on } => {
-            format!("{} {}", fault.name(), if *on { "on" } else { "off" })
-        }
-        LabEvent::DepositSwapped { deposit } => format!(
-            "the {} deposit is swapped into the running worker",
-            deposit_words(*deposit)
-        ),
-        LabEvent::EngineCrashed => "engine crashed".into(),
-        LabEvent::EngineRecovered { runs, elapsed } => format!(
-            "engine recovered {runs} runs in {} ms",
-            elapsed.as_millis()
-        ),
-        LabEvent::SpeedSet { speed } => format!("clock runs {speed}× real time"),
-        LabEvent::RetriedNow { activity_id, .. } => {
-            format!("activity {activity_id} retried now, without waiting out its backoff")
-        }
-        LabEvent::Signaled { workflow_id, name } => format!("signal {name} sent to {workflow_id}"),
-        LabEvent::QueryAnswered { answer, .. } => format!("answer: {answer}"),
-        LabEvent::CancelRequested { workflow_id } => {
-            format!("cancel requested for {workflow_id}: its code decides (the transfer refunds)")
-        }
-        LabEvent::Terminated { workflow_id } => format!("{workflow_id} terminated"),
-        LabEvent::Reset { workflow_id, .. } => format!("{workflow_id} reset: a new run started"),
-    }
-}
-
-pub fn deposit_words(d: DepositCode) -> &'static str {
-    match d {
-        DepositCode::Buggy => "buggy",
-        DepositCode::Fixed => "fixed",
-    }
-}
-
-/// The bank's money, for the app-state line of a transfer.
-pub fn is_transfer(info: &WorkflowExecutionInfo) -> bool {
-    info.workflow_type == bank::WORKFLOW_TYPE
-}
-
-/// An event's attributes as pretty JSON, with payloads (JSON carried as
-/// text) shown as the JSON they hold.
-pub fn pretty_attributes(a: &EventAttributes) -> String {
-    fn unwrap_payloads(v: &mut serde_json::Value) {
-        match v {
-            serde_json::Value::Object(m) => {
-                for (k, x) in m.iter_mut() {
-                    let payload = matches!(
-                        k.as_str(),
-                        "input"
-                            | "result"
-                            | "details"
-                            | "heartbeat_details"
-                            | "last_heartbeat_details"
-                    );
-                    match x {
-                        serde_json::Value::String(s) if payload => {
-                            if let Ok(inner) = serde_json::from_str(s) {
-                                *x = inner;
-                            }
-                        }
-                        _ => unwrap_payloads(x),
-                    }
-                }
-            }
-            serde_json::Value::Array(xs) => xs.iter_mut().for_each(unwrap_payloads),
-            _ => {}
-        }
-    }
-    let mut v = serde_json::to_value(a).unwrap_or_default();
-    unwrap_payloads(&mut v);
-    serde_json::to_string_pretty(&v).unwrap_or_default()
 }

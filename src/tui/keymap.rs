@@ -19,6 +19,8 @@ pub enum Context {
     Overlay,
     /// A question waiting for y/n.
     Confirm,
+    /// A form: keys not listed are typed into the field.
+    Form,
 }
 
 impl Context {
@@ -30,6 +32,7 @@ impl Context {
             Context::Pending => "pending activities",
             Context::Overlay => "overlays",
             Context::Confirm => "confirmation",
+            Context::Form => "forms",
         }
     }
 }
@@ -136,6 +139,22 @@ pub fn table() -> Vec<Binding> {
             "no, leave it",
             hint
         ),
+        // Forms
+        bind!(Form, [code(KeyCode::Enter)], A::Submit, "start it", hint),
+        bind!(
+            Form,
+            [code(KeyCode::Tab), code(KeyCode::Down)],
+            A::NextField,
+            "next field",
+            hint
+        ),
+        bind!(
+            Form,
+            [code(KeyCode::BackTab), code(KeyCode::Up)],
+            A::PrevField,
+            "previous field"
+        ),
+        bind!(Form, [code(KeyCode::Esc)], A::Back, "cancel", hint),
         // Overlays
         bind!(
             Overlay,
@@ -358,7 +377,7 @@ pub fn resolve(table: &[Binding], key: &KeyEvent, context: Context) -> Option<Ui
             .map(|b| b.action.clone())
     };
     match context {
-        Context::Overlay | Context::Confirm => in_context(context).or_else(|| {
+        Context::Overlay | Context::Confirm | Context::Form => in_context(context).or_else(|| {
             // Quitting works from anywhere.
             let quit = KeyEvent::new(KeyCode::Char('c'), KeyModifiers::CONTROL);
             (key.code == quit.code && key.modifiers.contains(KeyModifiers::CONTROL))
@@ -386,7 +405,7 @@ pub fn keys_for(table: &[Binding], action: &UiAction, context: Context) -> Optio
 pub fn hints(table: &[Binding], context: Context) -> Vec<(String, &'static str)> {
     let mut out = Vec::new();
     let contexts: &[Context] = match context {
-        Context::Overlay | Context::Confirm => &[context][..],
+        Context::Overlay | Context::Confirm | Context::Form => &[context][..],
         _ => &[context, Context::Global][..],
     };
     for c in contexts {

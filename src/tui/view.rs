@@ -293,6 +293,7 @@ fn overlay(f: &mut Frame, app: &App, theme: Theme, o: &Overlay) {
                 Context::Pending,
                 Context::Overlay,
                 Context::Confirm,
+                Context::Form,
             ] {
                 let entries: Vec<_> = app.keymap.iter().filter(|b| b.context == ctx).collect();
                 if entries.is_empty() {
@@ -344,6 +345,40 @@ fn overlay(f: &mut Frame, app: &App, theme: Theme, o: &Overlay) {
                 area,
             );
         }
+        Overlay::Form(form) => {
+            let area = centered(f.area(), 70, 50);
+            f.render_widget(Clear, area);
+            let mut lines = Vec::new();
+            for (i, field) in form.fields.iter().enumerate() {
+                let focused = i == form.focus;
+                let value = one_line(field.input.value());
+                lines.push(Line::from(vec![
+                    Span::styled(
+                        format!("{} {:<14}", if focused { "▶" } else { " " }, field.label),
+                        if focused { theme.key() } else { theme.dim() },
+                    ),
+                    Span::styled(
+                        format!("{value}{}", if focused { "▏" } else { "" }),
+                        if focused {
+                            theme.selected()
+                        } else {
+                            theme.title()
+                        },
+                    ),
+                ]));
+            }
+            lines.push(Line::raw(""));
+            if let Some(e) = &form.error {
+                lines.push(Line::styled(one_line(e), theme.bad()));
+            }
+            lines.push(hint_line(app, theme));
+            f.render_widget(
+                Paragraph::new(lines)
+                    .wrap(Wrap { trim: false })
+                    .block(pane_block(form.title().into(), true, theme)),
+                area,
+            );
+        }
         Overlay::Confirm { question, .. } => {
             let area = centered(f.area(), 60, 30);
             f.render_widget(Clear, area);
@@ -391,4 +426,38 @@ pub(super) fn ago(now_ms: u64, t_ms: u64) -> String {
         "{} ago",
         short_duration(now_ms.saturating_sub(t_ms) / 1000 * 1000)
     )
+}
+
+/// An event's attributes as pretty JSON, with payloads (JSON carried as
+/// text) shown as the JSON they hold.
+pub fn pretty_attributes(a: &crate::engine::EventAttributes) -> String {
+    fn unwrap_payloads(v: &mut serde_json::Value) {
+        match v {
+            serde_json::Value::Object(m) => {
+                for (k, x) in m.iter_mut() {
+                    let payload = matches!(
+                        k.as_str(),
+                        "input"
+                            | "result"
+                            | "details"
+                            | "heartbeat_details"
+                            | "last_heartbeat_details"
+                    );
+                    match x {
+                        serde_json::Value::String(s) if payload => {
+                            if let Ok(inner) = serde_json::from_str(s) {
+                                *x = inner;
+                            }
+                        }
+                        _ => unwrap_payloads(x),
+                    }
+                }
+            }
+            serde_json::Value::Array(xs) => xs.iter_mut().for_each(unwrap_payloads),
+            _ => {}
+        }
+    }
+    let mut v = serde_json::to_value(a).unwrap_or_default();
+    unwrap_payloads(&mut v);
+    serde_json::to_string_pretty(&v).unwrap_or_default()
 }

@@ -226,6 +226,11 @@ async fn keys_drive_the_lab_through_the_real_loop() {
     press('b');
     tokio::time::sleep(Duration::from_millis(10)).await;
     press('t');
+    tx.send(Ok(TermEvent::Key(KeyEvent::new(
+        KeyCode::Enter,
+        KeyModifiers::NONE,
+    ))))
+    .unwrap();
     let d = loop {
         let change = feed.recv().await.unwrap();
         if let Some(r) = change
@@ -251,4 +256,41 @@ fn tokio_stream_of<T: Send + 'static>(
     mut rx: tokio::sync::mpsc::UnboundedReceiver<T>,
 ) -> impl futures::Stream<Item = T> + Unpin {
     Box::pin(futures::stream::poll_fn(move |cx| rx.poll_recv(cx)))
+}
+
+/// t opens a small form with the tutorial's transfer filled in; a bad
+/// amount is said on the form, which stays open; Enter starts what it
+/// says; Esc leaves without starting anything.
+#[tokio::test(start_paused = true)]
+async fn the_transfer_form_checks_what_is_typed() {
+    use holdfast::apps::lab::Action;
+    use holdfast::tui::app::Effect;
+    let (lab, _dir) = lab();
+    let mut app = App::new(lab.snapshot(), lab.engine().now_ms());
+    let special =
+        |code: KeyCode| Event::Term(TermEvent::Key(KeyEvent::new(code, KeyModifiers::NONE)));
+    app.handle(key('t'));
+    assert!(matches!(app.overlay, Some(Overlay::Form(_))));
+    let text = screen(&app, 100, 30);
+    assert!(text.contains("85-150") && text.contains("250"), "{text}");
+    // The amount field has the focus: make it "25x".
+    app.handle(special(KeyCode::Backspace));
+    app.handle(key('x'));
+    assert!(app.handle(special(KeyCode::Enter)).is_empty());
+    assert!(screen(&app, 100, 30).contains("amount \"25x\" is not a whole number of dollars"));
+    app.handle(special(KeyCode::Backspace));
+    app.handle(key('0'));
+    let effects = app.handle(special(KeyCode::Enter));
+    assert!(
+        matches!(&effects[..], [Effect::Lab(Action::StartTransfer { amount: Some(250), from: Some(f), .. })] if f == "85-150"),
+        "{effects:?}"
+    );
+    assert!(app.overlay.is_none());
+    app.handle(key('p'));
+    app.handle(special(KeyCode::Esc));
+    assert!(app.overlay.is_none());
+    snapshot!("help_forms", {
+        app.handle(key('?'));
+        screen(&app, 120, 80)
+    });
 }

@@ -116,6 +116,8 @@ fn the_first_story_in_a_real_terminal_survives_kill_9() {
     s.press("b");
     s.wait_for("deposit: buggy");
     s.press("t");
+    s.wait_for("start a money transfer");
+    s.press("\r");
     s.wait_until("attempt 3 or later", |t| attempt(t).is_some_and(|a| a >= 3));
     s.press("h");
     let t = s.wait_for("✓ Completed");
@@ -126,6 +128,8 @@ fn the_first_story_in_a_real_terminal_survives_kill_9() {
     s.press("b");
     s.wait_for("deposit: buggy");
     s.press("t");
+    s.wait_for("start a money transfer");
+    s.press("\r");
     s.wait_until("a second run retrying", |t| {
         t.contains("● Running ↻") && attempt(t).is_some_and(|a| a >= 2)
     });
