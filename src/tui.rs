@@ -160,13 +160,12 @@ fn spawn_load(engine: &Engine, bank: &Bank, app: &App, tx: mpsc::UnboundedSender
         )
     });
     let request = app.request;
+    let limit = app.list_limit;
     tokio::spawn(async move {
-        let event = match load(&engine, &bank, &filter, selected, have).await {
-            Ok((runs, retrying, run)) => Event::Loaded {
+        let event = match load(&engine, &bank, &filter, limit, selected, have).await {
+            Ok(loaded) => Event::Loaded {
                 request,
-                runs,
-                retrying,
-                run,
+                loaded: Box::new(loaded),
             },
             Err(e) => Event::Error(e),
         };
@@ -174,15 +173,17 @@ fn spawn_load(engine: &Engine, bank: &Bank, app: &App, tx: mpsc::UnboundedSender
     });
 }
 
-/// Newest runs shown at once.
-const PAGE: usize = 200;
-
-/// What one reload reads: the list, the runs retrying, the selected run.
-pub type Loaded = (
-    Vec<crate::engine::WorkflowExecutionInfo>,
-    HashSet<String>,
-    Option<Box<RunView>>,
-);
+/// What one reload reads.
+#[derive(Clone, Debug)]
+pub struct Loaded {
+    /// The newest runs that match the filters, at most the list's limit.
+    pub runs: Vec<crate::engine::WorkflowExecutionInfo>,
+    /// More match than were read.
+    pub more: bool,
+    /// Run ids with an activity retrying.
+    pub retrying: HashSet<String>,
+    pub run: Option<RunView>,
+}
 
 /// Reads what the screen shows: the first page of runs, newest first; the
 /// selected run (or the newest). `have` names the run the screen holds and
@@ -192,11 +193,12 @@ pub async fn load(
     engine: &Engine,
     bank: &Bank,
     filter: &ListFilter,
+    limit: usize,
     selected: Option<String>,
     have: Option<(String, u64)>,
 ) -> Result<Loaded, String> {
     let page = engine
-        .list(filter, PAGE, None)
+        .list(filter, limit, None)
         .await
         .map_err(|e| e.to_string())?;
     let retrying_filter = ListFilter {
@@ -204,7 +206,7 @@ pub async fn load(
         ..ListFilter::default()
     };
     let retrying = engine
-        .list(&retrying_filter, PAGE, None)
+        .list(&retrying_filter, app::PAGE, None)
         .await
         .map_err(|e| e.to_string())?
         .executions
@@ -228,16 +230,21 @@ pub async fn load(
                 .await
                 .map_err(|e| e.to_string())?;
             let facts = bank_facts(bank, &description.info.workflow_type, &id, engine).await;
-            Some(Box::new(RunView {
+            Some(RunView {
                 description,
                 history,
                 first_event_id: after + 1,
                 facts,
-            }))
+            })
         }
         None => None,
     };
-    Ok((page.executions, retrying, run))
+    Ok(Loaded {
+        more: page.next_page_token.is_some(),
+        runs: page.executions,
+        retrying,
+        run,
+    })
 }
 
 /// A transfer's accounts and the whole bank's total (read from the bank).

@@ -34,6 +34,9 @@ pub struct BenchArgs {
     /// run retrying, peak RSS.
     #[arg(long)]
     pub tui: bool,
+    /// The screen half of `--tui`, in a fresh process on a filled store.
+    #[arg(long, hide = true, value_name = "DIR")]
+    pub tui_screen: Option<std::path::PathBuf>,
     /// Measure one workflow running N activities one after the other
     /// instead (repeat it: `--sequential 1000 --sequential 10000`).
     #[arg(long = "sequential", value_name = "N", value_parser = super::at_least_one, allow_negative_numbers = true)]
@@ -72,6 +75,9 @@ pub(super) fn percentile(sorted: &[Duration], p: f64) -> Duration {
 pub async fn run(args: BenchArgs) -> Result<(), Box<dyn std::error::Error>> {
     if args.read_model {
         return read_model(args).await;
+    }
+    if let Some(dir) = &args.tui_screen {
+        return super::bench_tui::screen(dir, args.workflows).await;
     }
     if args.tui {
         let root = bench_root(args.dir.as_deref())?;

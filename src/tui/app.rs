@@ -23,6 +23,9 @@ use crate::engine::{
     WorkflowExecutionStatus,
 };
 
+/// Runs read a page at a time.
+pub const PAGE: usize = 200;
+
 /// The panes that take the focus, in Tab order.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Pane {
@@ -137,6 +140,22 @@ pub struct RunView {
     pub facts: Vec<String>,
 }
 
+/// What the guide pane shows: a scenario's current step (filled by the
+/// scenario runner; `None` in free play, and the pane takes no room).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Guide {
+    /// The scenario's title.
+    pub title: String,
+    /// "step 2 of 5".
+    pub progress: String,
+    /// The words of the step.
+    pub text: String,
+    /// The action the step asks for; its key is looked up in the key table.
+    pub action: Option<UiAction>,
+    /// The step's condition held.
+    pub done: bool,
+}
+
 /// Outside work the state asks for.
 #[derive(Clone, Debug, PartialEq)]
 pub enum Effect {
@@ -159,10 +178,7 @@ pub enum Event {
     /// A fresh read of what the screen shows, for the request `request`.
     Loaded {
         request: u64,
-        runs: Vec<WorkflowExecutionInfo>,
-        /// Run ids with an activity retrying.
-        retrying: std::collections::HashSet<String>,
-        run: Option<Box<RunView>>,
+        loaded: Box<super::Loaded>,
     },
     LabDone {
         result: Result<Vec<LabEvent>, String>,
@@ -185,6 +201,11 @@ pub struct App {
     pub focus: Pane,
     pub overlay: Option<Overlay>,
     pub runs: Vec<WorkflowExecutionInfo>,
+    /// How many of the newest runs the list reads; grows as the person
+    /// scrolls to the end, a page at a time.
+    pub list_limit: usize,
+    /// More runs match than the list holds.
+    pub more: bool,
     pub retrying: std::collections::HashSet<String>,
     pub selected: usize,
     /// The workflow id the selection follows across reloads.
@@ -208,6 +229,7 @@ pub struct App {
     pub busy: u32,
     /// The engine's and the apps' log lines.
     pub logs: super::log::LogBuffer,
+    pub guide: Option<Guide>,
 }
 
 impl App {
@@ -217,6 +239,8 @@ impl App {
             focus: Pane::Workflows,
             overlay: None,
             runs: Vec::new(),
+            list_limit: PAGE,
+            more: false,
             retrying: Default::default(),
             selected: 0,
             selected_id: None,
@@ -235,6 +259,7 @@ impl App {
             quit: false,
             busy: 0,
             logs: super::log::LogBuffer::new(500),
+            guide: None,
         }
     }
 
@@ -269,15 +294,17 @@ impl App {
             Event::Term(TermEvent::Key(key)) if key.kind != KeyEventKind::Release => self.key(key),
             Event::Term(_) => Vec::new(),
             Event::Changed => vec![Effect::Reload],
-            Event::Loaded {
-                request,
-                runs,
-                retrying,
-                run,
-            } => {
+            Event::Loaded { request, loaded } => {
                 if request == self.request {
+                    let super::Loaded {
+                        runs,
+                        more,
+                        retrying,
+                        run,
+                    } = *loaded;
                     self.retrying = retrying;
-                    if self.loaded(runs, run.map(|r| *r)) {
+                    self.more = more;
+                    if self.loaded(runs, run) {
                         return vec![Effect::Reload];
                     }
                 }
@@ -484,6 +511,7 @@ impl App {
                 Vec::new()
             }
             UiAction::CycleStatusFilter => {
+                self.list_limit = PAGE;
                 let i = StatusFilter::ORDER
                     .iter()
                     .position(|s| *s == self.status_filter)
@@ -582,6 +610,13 @@ impl App {
                 let before = self.selected;
                 self.selected = step(self.selected, self.runs.len());
                 self.selected_id = self.selected_run().map(|r| r.workflow_id.clone());
+                let at_end = self.selected + 1 >= self.runs.len();
+                if at_end && self.more && delta > 0 {
+                    // The next page, read as the person reaches the end.
+                    self.list_limit += PAGE;
+                    self.run = None;
+                    return vec![Effect::Reload];
+                }
                 if before != self.selected {
                     self.run = None;
                     return vec![Effect::Reload];

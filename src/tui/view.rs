@@ -29,12 +29,17 @@ pub fn draw(f: &mut Frame, app: &App, theme: Theme) {
         f.render_widget(Paragraph::new(text).wrap(Wrap { trim: true }), area);
         return;
     }
-    let [top, body, status] = Layout::vertical([
+    let guide_height = if app.guide.is_some() { 4 } else { 0 };
+    let [top, body, guide, status] = Layout::vertical([
         Constraint::Length(2),
         Constraint::Min(10),
+        Constraint::Length(guide_height),
         Constraint::Length(1),
     ])
     .areas(area);
+    if let Some(g) = &app.guide {
+        guide_pane(f, app, g, theme, guide);
+    }
     top_bar(f, app, theme, top);
     let left_width = (area.width / 2).clamp(40, 72);
     let [left, right] =
@@ -214,6 +219,31 @@ fn report_facts(history: &[crate::engine::HistoryEvent]) -> Vec<String> {
         format!("PDF: {}", done("create_pdf", "written ✓", "not yet")),
         format!("e-mail: {}", done("send_email", "sent ✓", "not sent yet")),
     ]
+}
+
+fn guide_pane(f: &mut Frame, app: &App, g: &super::app::Guide, theme: Theme, area: Rect) {
+    let mut first = vec![Span::styled(one_line(&g.text), theme.title())];
+    if let Some(action) = &g.action
+        && let Some(keys) = keymap::keys_for(&app.keymap, action, app.context())
+    {
+        first.push(Span::raw("  press "));
+        first.push(Span::styled(keys, theme.key()));
+    }
+    let second = if g.done {
+        Line::styled("✓ done", theme.good())
+    } else {
+        Line::styled("… waiting for it to happen", theme.dim())
+    };
+    f.render_widget(
+        Paragraph::new(vec![Line::from(first), second])
+            .wrap(Wrap { trim: true })
+            .block(pane_block(
+                format!("guide · {} · {}", one_line(&g.title), g.progress),
+                false,
+                theme,
+            )),
+        area,
+    );
 }
 
 fn log_pane(f: &mut Frame, app: &App, theme: Theme, area: Rect) {

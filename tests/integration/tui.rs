@@ -58,10 +58,11 @@ macro_rules! snapshot {
 /// An App holding what the screen would read now.
 async fn loaded(lab: &Lab, selected: &str) -> App {
     let mut app = App::new(lab.snapshot(), lab.engine().now_ms());
-    let (runs, retrying, run) = holdfast::tui::load(
+    let loaded = holdfast::tui::load(
         lab.engine(),
         lab.bank(),
         &app.status_filter.to_filter(""),
+        app.list_limit,
         Some(selected.to_string()),
         None,
     )
@@ -69,9 +70,7 @@ async fn loaded(lab: &Lab, selected: &str) -> App {
     .unwrap();
     app.handle(Event::Loaded {
         request: app.request,
-        runs,
-        retrying,
-        run,
+        loaded: Box::new(loaded),
     });
     app
 }

@@ -13,7 +13,14 @@ use crate::tui::app::{App, Pane, StatusFilter};
 use crate::tui::theme::{Theme, status_symbol};
 
 pub fn draw(f: &mut Frame, app: &App, theme: Theme, area: Rect) {
-    let mut title = format!("workflows ({})", app.runs.len());
+    let mut title = if app.more {
+        format!(
+            "workflows (newest {}; ↓ at the end reads more)",
+            app.runs.len()
+        )
+    } else {
+        format!("workflows ({})", app.runs.len())
+    };
     if app.status_filter != StatusFilter::All {
         title.push_str(&format!(" · {}", app.status_filter.label()));
     }
