@@ -168,7 +168,7 @@ fn facts_pane(f: &mut Frame, app: &App, theme: Theme, area: Rect) {
                 && run.description.pending_workflow_task.is_none();
             if waiting {
                 l.push(Line::styled(
-                    "waiting for you: d shows the draft, a approves, E asks for an edit",
+                    "waiting for you: d draft · a approve · E edit",
                     theme.warn(),
                 ));
             }

@@ -172,6 +172,7 @@ async fn too_small_a_terminal_says_so() {
     let app = App::new(lab.snapshot(), lab.engine().now_ms());
     let text = screen(&app, 60, 20);
     assert!(text.contains("make the window larger (needs 80×24, it is 60×20)"));
+    snapshot!("too_small", text);
 }
 
 /// Destructive actions ask first: T on a run opens a question; n leaves
@@ -292,4 +293,57 @@ async fn the_transfer_form_checks_what_is_typed() {
         app.handle(key('?'));
         screen(&app, 120, 80)
     });
+}
+
+/// A report waiting for a person's decision: the LLM was paid once, no PDF
+/// yet, and the app pane says which keys answer it; d shows the draft (a
+/// query answered by the worker), a approves from there.
+#[tokio::test(start_paused = true)]
+async fn report_waiting_for_approval_says_what_to_press() {
+    use holdfast::apps::research::{self, GenerateReportInput};
+    let (mut lab, _dir) = lab();
+    lab.start_workers();
+    research::start_report(
+        lab.engine(),
+        "report-1",
+        &GenerateReportInput::new("Lighthouses"),
+    )
+    .await
+    .unwrap();
+    // The draft is ready once the model answered and nothing else is pending.
+    lab.engine()
+        .wait_until("report-1", |d| {
+            d.pending_activities.is_empty()
+                && d.pending_workflow_task.is_none()
+                && d.info.history_length > 8
+        })
+        .await
+        .unwrap();
+    let mut app = loaded(&lab, "report-1").await;
+    let text = screen(&app, 110, 32);
+    assert!(text.contains("LLM calls paid: 1"), "{text}");
+    assert!(text.contains("PDF: not yet"), "{text}");
+    assert!(
+        text.contains("waiting for you: d draft · a approve · E edit"),
+        "{text}"
+    );
+    snapshot!("report_waiting", text);
+    let effects = app.handle(key('d'));
+    assert!(
+        matches!(&effects[..], [holdfast::tui::app::Effect::ShowDraft { workflow_id }] if workflow_id == "report-1"),
+        "{effects:?}"
+    );
+    app.handle(Event::Text {
+        title: "draft of report-1".into(),
+        body: "Lighthouses\n\x1b[31mkeep ships off rocks\x1b[0m".into(),
+    });
+    let text = screen(&app, 110, 32);
+    assert!(text.contains("keep ships off rocks"), "{text}");
+    assert!(!text.contains('\u{1b}'), "escape sequences are stripped");
+    let effects = app.handle(key('a'));
+    assert!(
+        matches!(&effects[..], [holdfast::tui::app::Effect::Lab(holdfast::apps::lab::Action::Signal { name, .. })] if name == research::SIGNAL),
+        "{effects:?}"
+    );
+    assert!(app.overlay.is_none(), "answering closes the draft");
 }
