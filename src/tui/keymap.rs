@@ -356,7 +356,7 @@ pub fn table() -> Vec<Binding> {
             Global,
             [ch('Z')],
             A::Reset,
-            "reset the selected run to its first workflow task (asks first)"
+            "reset the selected run to its last workflow task (asks first)"
         ),
         bind!(
             Global,

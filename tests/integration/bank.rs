@@ -410,6 +410,20 @@ async fn a_refunded_reference_never_moves_money_again() {
     assert_eq!(total(&bank), before);
 }
 
+/// The tutorial's transfer with the bug and unlimited attempts, its
+/// deposit waiting for attempt 4 (as the captured references were taken).
+async fn deposit_in_backoff_after_3_failures() -> (Engine, Bank, WorkerHandle, tempfile::TempDir) {
+    let (engine, dir) = virtual_engine();
+    let bank = Bank::open(&engine).unwrap();
+    let w = worker(&engine, &bank, DepositCode::Buggy, "buggy");
+    let details = PaymentDetails::tutorial().with_maximum_attempts(0);
+    bank::start_transfer(&engine, "pay-invoice-701", &details)
+        .await
+        .unwrap();
+    until_deposit_failed(&engine, "pay-invoice-701", 3).await;
+    (engine, bank, w, dir)
+}
+
 /// Cancel while the deposit waits for its next attempt (unlimited attempts,
 /// attempt 3 failed), as captured on Temporal: the workflow task that
 /// delivers the request cancels the deposit (TRY_CANCEL) and schedules the
@@ -418,13 +432,8 @@ async fn a_refunded_reference_never_moves_money_again() {
 /// the run closes Canceled and the money is back.
 #[tokio::test(start_paused = true)]
 async fn cancel_while_the_deposit_retries_refunds_and_closes_canceled() {
-    let (engine, _dir) = virtual_engine();
-    let bank = Bank::open(&engine).unwrap();
-    let w = worker(&engine, &bank, DepositCode::Buggy, "buggy");
-    let details = PaymentDetails::tutorial().with_maximum_attempts(0);
+    let (engine, bank, w, _dir) = deposit_in_backoff_after_3_failures().await;
     let id = "pay-invoice-701";
-    bank::start_transfer(&engine, id, &details).await.unwrap();
-    until_deposit_failed(&engine, id, 3).await;
     let started_before = w.stats().activities_started.load(Ordering::Relaxed);
     engine.cancel(id, None, "temporal-cli").await.unwrap();
     let out = engine.result(id, None).await.unwrap();
@@ -490,13 +499,8 @@ async fn cancel_while_the_deposit_retries_refunds_and_closes_canceled() {
 /// (terminate runs no workflow code: no refund — cancel is the way that refunds).
 #[tokio::test(start_paused = true)]
 async fn terminate_while_the_deposit_retries_stops_everything_at_once() {
-    let (engine, _dir) = virtual_engine();
-    let bank = Bank::open(&engine).unwrap();
-    let w = worker(&engine, &bank, DepositCode::Buggy, "buggy");
-    let details = PaymentDetails::tutorial().with_maximum_attempts(0);
+    let (engine, bank, w, _dir) = deposit_in_backoff_after_3_failures().await;
     let id = "pay-invoice-701";
-    bank::start_transfer(&engine, id, &details).await.unwrap();
-    until_deposit_failed(&engine, id, 3).await;
     engine
         .terminate(id, None, "stuck retrying", "temporal-cli")
         .await

@@ -185,6 +185,7 @@ async fn destructive_keys_ask_first() {
     bank::start_transfer(lab.engine(), "pay-invoice-701", &PaymentDetails::tutorial())
         .await
         .unwrap();
+    lab.engine().result("pay-invoice-701", None).await.unwrap();
     let mut app = loaded(&lab, "pay-invoice-701").await;
     assert!(app.handle(key('T')).is_empty());
     assert!(matches!(app.overlay, Some(Overlay::Confirm { .. })));
@@ -195,6 +196,23 @@ async fn destructive_keys_ask_first() {
     let effects = app.handle(key('y'));
     assert!(
         matches!(&effects[..], [holdfast::tui::app::Effect::Lab(holdfast::apps::lab::Action::Terminate { workflow_id, .. })] if workflow_id == "pay-invoice-701"),
+        "{effects:?}"
+    );
+    // Reset goes to the last workflow task, as Temporal's LastWorkflowTask.
+    app.handle(key('Z'));
+    let effects = app.handle(key('y'));
+    let last_task = app
+        .run
+        .as_ref()
+        .unwrap()
+        .history
+        .iter()
+        .rev()
+        .find(|e| e.event_type() == holdfast::engine::EventType::WorkflowTaskCompleted)
+        .map(|e| e.event_id);
+    assert!(last_task.is_some());
+    assert!(
+        matches!(&effects[..], [holdfast::tui::app::Effect::Lab(holdfast::apps::lab::Action::Reset { event_id, .. })] if *event_id == last_task),
         "{effects:?}"
     );
     app.handle(key('X'));

@@ -23,7 +23,7 @@ impl App {
             }
             UiAction::Reset => {
                 format!(
-                    "Reset {id} to its first workflow task? Its current run is terminated and a new one starts."
+                    "Reset {id} to its last workflow task? Its current run is terminated and a new one replays up to there."
                 )
             }
             _ => {
@@ -81,9 +81,21 @@ impl App {
                 workflow_id: id,
                 reason: Some("terminated from holdfast".into()),
             },
+            // To the last workflow task, as `temporal workflow reset --type LastWorkflowTask`.
             UiAction::Reset => Action::Reset {
                 workflow_id: id,
-                event_id: None,
+                event_id: self.run.as_ref().and_then(|r| {
+                    r.history
+                        .iter()
+                        .rev()
+                        .find(|e| {
+                            matches!(
+                                e.attributes,
+                                crate::engine::EventAttributes::WorkflowTaskCompleted { .. }
+                            )
+                        })
+                        .map(|e| e.event_id)
+                }),
             },
             UiAction::SpeedUp | UiAction::SpeedDown => {
                 const STEPS: [f64; 5] = [1.0, 2.0, 5.0, 10.0, 60.0];
