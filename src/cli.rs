@@ -9,6 +9,7 @@ mod bench_tui;
 mod chaos;
 mod demo;
 mod render;
+mod scenario;
 mod stories;
 
 use std::path::PathBuf;
@@ -47,6 +48,9 @@ pub enum Cmd {
     Accounts(stories::AccountsArgs),
     /// Measure the engine: N transfer-shaped workflows, C in flight, every transition durable.
     Bench(bench::BenchArgs),
+    /// Guided failure scenarios, headless: list them, run them.
+    #[command(subcommand, arg_required_else_help = true)]
+    Scenario(scenario::ScenarioCmd),
     /// Inspect workflows in a data directory.
     #[command(subcommand, arg_required_else_help = true)]
     Workflow(render::WorkflowCmd),
@@ -84,38 +88,13 @@ pub fn default_data_dir() -> PathBuf {
 }
 
 pub fn main(cli: Cli) -> ExitCode {
-    let Some(command) = cli.command else {
-        return match crate::tui::run_in_terminal(cli.data_dir, cli.speed) {
-            Ok(()) => ExitCode::SUCCESS,
-            Err(e) => {
-                eprintln!("error: {e}");
-                ExitCode::FAILURE
-            }
-        };
+    // The screen and the scenarios build runtimes of their own (a terminal's;
+    // a paused clock for the virtual time).
+    let result = match cli.command {
+        None => crate::tui::run_in_terminal(cli.data_dir, cli.speed),
+        Some(Cmd::Scenario(c)) => scenario::main(c),
+        Some(command) => run_command(command),
     };
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-    {
-        Ok(rt) => rt,
-        Err(e) => {
-            eprintln!("error: cannot start the runtime: {e}");
-            return ExitCode::FAILURE;
-        }
-    };
-    let result = runtime.block_on(async move {
-        match command {
-            Cmd::Demo(a) => demo::run(a).await,
-            Cmd::Transfer(a) => stories::transfer(a).await,
-            Cmd::Report(a) => stories::report(a).await,
-            Cmd::Accounts(a) => stories::accounts(a).await,
-            Cmd::Bench(a) => bench::run(a).await,
-            Cmd::Workflow(c) => render::run(c).await,
-            Cmd::ChaosChild(a) => chaos::run_child(a).await,
-            Cmd::BankChaosChild(a) => bank_chaos::run_child(a).await,
-        }
-    });
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
@@ -123,4 +102,27 @@ pub fn main(cli: Cli) -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+fn run_command(command: Cmd) -> Result<(), String> {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .map_err(|e| format!("cannot start the runtime: {e}"))?;
+    runtime
+        .block_on(async move {
+            match command {
+                Cmd::Demo(a) => demo::run(a).await,
+                Cmd::Transfer(a) => stories::transfer(a).await,
+                Cmd::Report(a) => stories::report(a).await,
+                Cmd::Accounts(a) => stories::accounts(a).await,
+                Cmd::Bench(a) => bench::run(a).await,
+                Cmd::Workflow(c) => render::run(c).await,
+                Cmd::Scenario(_) => Err("scenarios run on a runtime of their own".into()),
+                Cmd::ChaosChild(a) => chaos::run_child(a).await,
+                Cmd::BankChaosChild(a) => bank_chaos::run_child(a).await,
+            }
+        })
+        .map_err(|e| e.to_string())
 }

@@ -3,5 +3,6 @@
 pub mod apps;
 pub mod cli;
 pub mod engine;
+pub mod scenario;
 pub mod text;
 pub mod tui;

@@ -461,9 +461,9 @@ impl Lab {
                     details = details.with_maximum_attempts(m);
                 }
                 details.validate().map_err(LabError::Invalid)?;
-                for account in [&details.source_account, &details.target_account] {
-                    self.bank.account(account)?;
-                }
+                // An account that does not exist is not refused here: as in
+                // the tutorial, the withdraw fails with InvalidAccountError,
+                // which the retry policy makes final (a lesson in itself).
                 let id = workflow_id.unwrap_or_else(|| format!("pay-invoice-{stamp:x}-{n}"));
                 let h = bank::start_transfer(&engine, &id, &details).await?;
                 vec![LabEvent::WorkflowStarted {

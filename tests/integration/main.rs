@@ -21,6 +21,7 @@ mod read_model;
 mod replay;
 mod replay_property;
 mod research;
+mod scenarios;
 mod sticky;
 mod timers_signals_queries;
 mod tui;
