@@ -281,6 +281,7 @@ pub(crate) fn apply_effect(core: &mut Core, e: Effect, wake: &Notify) {
         Effect::EnqueueWorkflowTask { seq, queue, sticky } => {
             let queue = match sticky {
                 Some(s) if core.sticky_available(&s.queue, s.scheduled_ms) => {
+                    tracing::debug!(seq, sticky = %s.queue, "workflow task to its sticky queue");
                     let at_ms = s.scheduled_ms
                         + crate::engine::state::STICKY_SCHEDULE_TO_START.as_millis() as u64;
                     apply_effect(
@@ -297,7 +298,10 @@ pub(crate) fn apply_effect(core: &mut Core, e: Effect, wake: &Notify) {
                     s.queue
                 }
                 // Its worker is gone: the normal queue at once.
-                _ => queue,
+                _ => {
+                    tracing::debug!(seq, %queue, "workflow task to the normal queue");
+                    queue
+                }
             };
             let q = core.workflow_queues.entry(queue).or_default();
             q.items.push_back(seq);

@@ -301,3 +301,38 @@ async fn a_reset_keeps_one_running_run_per_id() {
         .unwrap();
     assert_eq!(d.info.status, WorkflowExecutionStatus::Terminated);
 }
+
+/// A worker killed while it awaits its activity's completion (the commit
+/// staged, not yet durable) must not take with it what follows: the next
+/// workflow task is still queued once the commit is on disk. (Found by the
+/// scenario tests: a report waited forever for a task written, never queued.)
+#[tokio::test(start_paused = true)]
+async fn a_completion_whose_caller_dies_still_queues_the_next_task() {
+    let (engine, _dir) = virtual_engine();
+    common::start(&engine, "orphan", "Transfer", "q", 250).await;
+    let wt = engine.poll_workflow_task("q", "w").await.unwrap();
+    engine
+        .complete_workflow_task(&wt.token, "w", vec![deposit()])
+        .await
+        .unwrap();
+    let at = engine.poll_activity_task("q", "w").await.unwrap();
+    let payload = holdfast::engine::Payload::from_value(&"done").unwrap();
+    {
+        let completion = engine.complete_activity_task(&at.token, "w", payload);
+        tokio::pin!(completion);
+        // Polled once: staged, waiting for the flush; then the caller is gone.
+        assert!(futures::poll!(completion.as_mut()).is_pending());
+    }
+    let next = tokio::time::timeout(
+        Duration::from_secs(60),
+        engine.poll_workflow_task("q", "w2"),
+    )
+    .await
+    .expect("the next workflow task was queued")
+    .unwrap();
+    assert!(
+        next.history
+            .iter()
+            .any(|e| e.event_type() == holdfast::engine::EventType::ActivityTaskCompleted)
+    );
+}

@@ -150,9 +150,23 @@ impl Engine {
 
     /// Waits until a staged commit is durable, then runs its effects. Its
     /// change is announced by the flush that made it durable.
+    ///
+    /// A caller that goes away meanwhile (a killed worker awaiting its
+    /// activity's completion) must not take with it what follows from a
+    /// commit that will be on disk — the next workflow task, a retry's
+    /// timer: its effects are then run by a task of their own. (The
+    /// scenario tests found a run waiting forever for a workflow task that
+    /// was written but never queued.)
     pub(crate) async fn finish(&self, staged: Staged) -> Result<(), EngineError> {
-        self.inner.store.durable(staged.ticket).await?;
-        if !staged.effects.is_empty() {
+        let ticket = staged.ticket;
+        let mut pending = PendingEffects {
+            engine: self.clone(),
+            staged: Some(staged),
+        };
+        self.inner.store.durable(ticket).await?;
+        if let Some(staged) = pending.staged.take()
+            && !staged.effects.is_empty()
+        {
             let mut core = self.lock();
             for e in staged.effects {
                 apply_effect(&mut core, e, &self.inner.timer_wake);
@@ -261,5 +275,37 @@ impl Engine {
             }
         }
         (new_run, new_tr)
+    }
+}
+
+/// The effects of a staged commit whose caller may go away before it is
+/// durable: dropped unfinished, it hands them to a task that waits for the
+/// flush and runs them.
+struct PendingEffects {
+    engine: Engine,
+    staged: Option<Staged>,
+}
+
+impl Drop for PendingEffects {
+    fn drop(&mut self) {
+        let Some(staged) = self.staged.take() else {
+            return;
+        };
+        if staged.effects.is_empty() {
+            return;
+        }
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            return;
+        };
+        let engine = self.engine.clone();
+        runtime.spawn(async move {
+            // Lost in a crash: recovery rebuilds what follows from the store.
+            if engine.inner.store.durable(staged.ticket).await.is_ok() {
+                let mut core = engine.lock();
+                for e in staged.effects {
+                    apply_effect(&mut core, e, &engine.inner.timer_wake);
+                }
+            }
+        });
     }
 }

@@ -105,6 +105,7 @@ impl RunState {
             .as_ref()
             .is_some_and(|w| w.scheduled_event_id == Some(scheduled) && w.started.is_none());
         if !waiting {
+            tracing::debug!(workflow_id = %self.workflow_id, scheduled, "sticky timeout: the task was taken");
             return;
         }
         self.append(
