@@ -34,6 +34,10 @@ pub struct Cli {
     /// How many times faster than real time the screen's clock runs (1–60).
     #[arg(long, default_value = "1", value_parser = parse_speed)]
     pub speed: f64,
+    /// Open the screen guided by a scenario (a name from `holdfast scenario
+    /// list`, or a file), on a fresh data directory of its own.
+    #[arg(long, value_name = "NAME|FILE")]
+    pub scenario: Option<String>,
 }
 
 #[derive(Subcommand, Debug)]
@@ -91,7 +95,7 @@ pub fn main(cli: Cli) -> ExitCode {
     // The screen and the scenarios build runtimes of their own (a terminal's;
     // a paused clock for the virtual time).
     let result = match cli.command {
-        None => crate::tui::run_in_terminal(cli.data_dir, cli.speed),
+        None => crate::tui::run_in_terminal(cli.data_dir, cli.speed, cli.scenario),
         Some(Cmd::Scenario(c)) => scenario::main(c),
         Some(command) => run_command(command),
     };

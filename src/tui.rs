@@ -11,6 +11,7 @@
 
 pub mod action;
 pub mod app;
+pub mod guided;
 pub mod keymap;
 pub mod log;
 pub mod theme;
@@ -40,6 +41,7 @@ pub async fn run<B, S>(
     lab: Lab,
     theme: Theme,
     logs: log::LogBuffer,
+    scenario: Option<crate::scenario::Scenario>,
 ) -> Result<(), String>
 where
     B: Backend,
@@ -50,7 +52,7 @@ where
     let mut app = App::new(lab.snapshot(), engine.now_ms());
     app.logs = logs;
     let (tx, mut rx) = mpsc::unbounded_channel::<Event>();
-    let lab_tx = spawn_lab(lab, tx.clone());
+    let lab_tx = guided::spawn_lab(lab, scenario, tx.clone());
     spawn_feed(&engine, tx.clone());
     let mut loading = false;
     let mut load_again = true;
@@ -106,33 +108,6 @@ where
         }
         app.now_ms = engine.now_ms();
     }
-}
-
-/// The lab runs in its own task: actions in, results (and a fresh
-/// snapshot) back as events.
-fn spawn_lab(
-    mut lab: Lab,
-    tx: mpsc::UnboundedSender<Event>,
-) -> mpsc::UnboundedSender<crate::apps::lab::Action> {
-    let (lab_tx, mut lab_rx) = mpsc::unbounded_channel();
-    if lab.snapshot().worker.is_none() {
-        // The screen starts its worker, running the code the switches say.
-        lab.start_workers();
-    }
-    let _ = tx.send(Event::LabDone {
-        result: Ok(Vec::new()),
-        snapshot: Box::new(lab.snapshot()),
-    });
-    tokio::spawn(async move {
-        while let Some(action) = lab_rx.recv().await {
-            let result = lab.apply(action).await.map_err(|e| e.to_string());
-            let snapshot = Box::new(lab.snapshot());
-            if tx.send(Event::LabDone { result, snapshot }).is_err() {
-                break;
-            }
-        }
-    });
-    lab_tx
 }
 
 /// Engine changes become one kind of event; the screen re-reads what it shows.
@@ -363,7 +338,11 @@ async fn sleep_opt(engine: &Engine, d: Option<Duration>) {
 /// `holdfast`: opens the lab on `data_dir` and runs the screen in this
 /// terminal until the person quits. Errors before the screen opens (a data
 /// dir another holdfast holds, a damaged one) are one line on stderr.
-pub fn run_in_terminal(data_dir: std::path::PathBuf, speed: f64) -> Result<(), String> {
+pub fn run_in_terminal(
+    data_dir: std::path::PathBuf,
+    speed: f64,
+    scenario: Option<String>,
+) -> Result<(), String> {
     use crate::engine::{Clock, EngineConfig};
     use tracing_subscriber::prelude::*;
 
@@ -372,6 +351,41 @@ pub fn run_in_terminal(data_dir: std::path::PathBuf, speed: f64) -> Result<(), S
         .enable_all()
         .build()
         .map_err(|e| format!("cannot start the runtime: {e}"))?;
+    // A guided scenario runs on a fresh data directory of its own, inside
+    // the person's, so its checks see only its own runs and money.
+    let scenario = match scenario {
+        None => None,
+        Some(name) => {
+            let path = {
+                let p = std::path::PathBuf::from(&name);
+                if p.is_file() {
+                    p
+                } else {
+                    crate::scenario::default_dir()
+                        .join(format!("{}.toml", name.trim_end_matches(".toml")))
+                }
+            };
+            let s = crate::scenario::Scenario::load(&path).map_err(|e| e.to_string())?;
+            let stem = path
+                .file_stem()
+                .map(|s| s.to_string_lossy().into_owned())
+                .unwrap_or_else(|| "scenario".into());
+            Some((s, stem))
+        }
+    };
+    let (data_dir, speed, scenario) = match scenario {
+        None => (data_dir, speed, None),
+        Some((s, stem)) => {
+            let dir = data_dir.join("scenarios").join(&stem);
+            if dir.exists() {
+                std::fs::remove_dir_all(&dir)
+                    .map_err(|e| format!("cannot start {stem} afresh in {}: {e}", dir.display()))?;
+            }
+            std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+            let speed = if speed > 1.0 { speed } else { s.speed };
+            (dir, speed, Some(s))
+        }
+    };
     runtime.block_on(async move {
         let config = EngineConfig::new(&data_dir).clock(Clock::scaled(speed));
         let llm = research::Llm::from_env().map_err(|e| e.to_string())?;
@@ -405,7 +419,7 @@ pub fn run_in_terminal(data_dir: std::path::PathBuf, speed: f64) -> Result<(), S
         let _ = color_eyre::install();
         let mut terminal = ratatui::init();
         let input = crossterm::event::EventStream::new();
-        let out = run(&mut terminal, input, lab, Theme::from_env(), logs).await;
+        let out = run(&mut terminal, input, lab, Theme::from_env(), logs, scenario).await;
         ratatui::restore();
         out
     })

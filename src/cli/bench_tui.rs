@@ -174,7 +174,7 @@ pub async fn screen(dir: &std::path::Path, n: usize) -> Result<(), Box<dyn std::
         let input = futures::stream::pending::<std::io::Result<crossterm::event::Event>>();
         let logs = crate::tui::log::LogBuffer::new(100);
         let _ = lab_tx.send(());
-        let _ = crate::tui::run(&mut term, input, lab, Theme::from_env(), logs).await;
+        let _ = crate::tui::run(&mut term, input, lab, Theme::from_env(), logs, None).await;
     });
     let _ = lab_rx.await;
     let idle = Duration::from_secs(30);

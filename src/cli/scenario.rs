@@ -46,6 +46,13 @@ fn resolve(name: &str, dir: &std::path::Path) -> PathBuf {
 }
 
 pub fn main(cmd: ScenarioCmd) -> Result<(), String> {
+    // HOLDFAST_LOG=debug shows what the engine did, on stderr.
+    if let Ok(filter) = tracing_subscriber::EnvFilter::try_from_env("HOLDFAST_LOG") {
+        let _ = tracing_subscriber::fmt()
+            .with_env_filter(filter)
+            .with_writer(std::io::stderr)
+            .try_init();
+    }
     match cmd {
         ScenarioCmd::List { dir } => {
             let dir = dir.unwrap_or_else(scenario::default_dir);

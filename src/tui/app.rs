@@ -152,8 +152,20 @@ pub struct Guide {
     pub text: String,
     /// The action the step asks for; its key is looked up in the key table.
     pub action: Option<UiAction>,
-    /// The step's condition held.
+    /// Nothing happened for a while: say the key louder.
+    pub hint: bool,
+    /// The step's checks as last observed.
+    pub checks: Vec<GuideCheck>,
+    /// Every step held.
     pub done: bool,
+}
+
+/// One check of a guided step, as last observed.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct GuideCheck {
+    pub name: String,
+    pub holds: bool,
+    pub seen: String,
 }
 
 /// Outside work the state asks for.
@@ -188,6 +200,8 @@ pub enum Event {
         title: String,
         body: String,
     },
+    /// The guide's step changed, or its checks were observed again.
+    Guide(Box<Guide>),
     Error(String),
     /// The engine's clock moved (the countdowns).
     Tick {
@@ -336,6 +350,10 @@ impl App {
                     body,
                     scroll: 0,
                 });
+                Vec::new()
+            }
+            Event::Guide(g) => {
+                self.guide = Some(*g);
                 Vec::new()
             }
             Event::Error(e) => {
@@ -529,6 +547,19 @@ impl App {
                 self.compact = !self.compact;
                 self.history_cursor = self.visible_history().len().saturating_sub(1);
                 Vec::new()
+            }
+            UiAction::StartTransfer | UiAction::StartReport
+                if self.guide.as_ref().and_then(|g| g.action.as_ref()) == Some(&action) =>
+            {
+                // The guided step starts its own run, with its own id.
+                self.busy += 1;
+                let placeholder = Form::transfer().action(String::new());
+                let a = if action == UiAction::StartTransfer {
+                    placeholder.ok()
+                } else {
+                    Form::report().action(String::new()).ok()
+                };
+                a.map(Effect::Lab).into_iter().collect()
             }
             UiAction::StartTransfer => {
                 self.overlay = Some(Overlay::Form(Form::transfer()));

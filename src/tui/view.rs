@@ -226,16 +226,37 @@ fn guide_pane(f: &mut Frame, app: &App, g: &super::app::Guide, theme: Theme, are
     if let Some(action) = &g.action
         && let Some(keys) = keymap::keys_for(&app.keymap, action, app.context())
     {
-        first.push(Span::raw("  press "));
-        first.push(Span::styled(keys, theme.key()));
+        first.push(Span::raw(if g.hint {
+            "  → now press "
+        } else {
+            "  press "
+        }));
+        first.push(Span::styled(
+            keys,
+            if g.hint { theme.warn() } else { theme.key() },
+        ));
     }
-    let second = if g.done {
-        Line::styled("✓ done", theme.good())
-    } else {
-        Line::styled("… waiting for it to happen", theme.dim())
-    };
+    let mut second = Vec::new();
+    if g.done {
+        second.push(Span::styled("✓ done", theme.good()));
+    } else if g.action.is_none() {
+        for c in &g.checks {
+            let (mark, style) = if c.holds {
+                ("✓", theme.good())
+            } else {
+                ("…", theme.dim())
+            };
+            second.push(Span::styled(
+                format!("{mark} {}: {}   ", c.name, one_line(&c.seen)),
+                style,
+            ));
+        }
+        if g.checks.is_empty() {
+            second.push(Span::styled("… watching", theme.dim()));
+        }
+    }
     f.render_widget(
-        Paragraph::new(vec![Line::from(first), second])
+        Paragraph::new(vec![Line::from(first), Line::from(second)])
             .wrap(Wrap { trim: true })
             .block(pane_block(
                 format!("guide · {} · {}", one_line(&g.title), g.progress),

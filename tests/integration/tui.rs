@@ -230,7 +230,8 @@ async fn keys_drive_the_lab_through_the_real_loop() {
     let input = tokio_stream_of(rx);
     let ui = tokio::spawn(async move {
         let mut t = Terminal::new(TestBackend::new(100, 30)).unwrap();
-        let out = holdfast::tui::run(&mut t, input, lab, Theme::plain(), LogBuffer::new(50)).await;
+        let out =
+            holdfast::tui::run(&mut t, input, lab, Theme::plain(), LogBuffer::new(50), None).await;
         (t, out)
     });
     let press = |c: char| {
@@ -364,4 +365,110 @@ async fn report_waiting_for_approval_says_what_to_press() {
         "{effects:?}"
     );
     assert!(app.overlay.is_none(), "answering closes the draft");
+}
+
+/// Guided: the scenario's step asks for a key; pressing it applies the
+/// step's own action (its own workflow id, unlimited attempts); the checks
+/// are observed until they hold; the next step's key; at the end, what
+/// happened from the engine's records, and nothing lost.
+#[tokio::test(start_paused = true)]
+async fn a_scenario_guides_the_person_through_the_keys() {
+    let (lab, _dir) = lab();
+    let engine = lab.engine().clone();
+    let s = holdfast::scenario::Scenario::load(
+        &std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("scenarios/03-deposit-bug-restart.toml"),
+    )
+    .unwrap();
+    let (tx, rx) = tokio::sync::mpsc::unbounded_channel::<std::io::Result<TermEvent>>();
+    let ui = tokio::spawn(async move {
+        let mut t = Terminal::new(TestBackend::new(120, 40)).unwrap();
+        let out = holdfast::tui::run(
+            &mut t,
+            tokio_stream_of(rx),
+            lab,
+            Theme::plain(),
+            LogBuffer::new(50),
+            Some(s),
+        )
+        .await;
+        (t, out)
+    });
+    let press = |c: char| {
+        tx.send(Ok(TermEvent::Key(KeyEvent::new(
+            KeyCode::Char(c),
+            KeyModifiers::NONE,
+        ))))
+        .unwrap()
+    };
+    tokio::time::sleep(Duration::from_millis(10)).await;
+    press('t');
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    // The step's own transfer, with the bug (the scenario's fault) retrying.
+    common::pending_activity(&engine, "pay-invoice-703", "deposit", |a| a.attempt >= 4).await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    press('R');
+    let out = engine.result("pay-invoice-703", None).await.unwrap();
+    assert!(
+        matches!(out, holdfast::engine::WorkflowOutcome::Completed(_)),
+        "{out:?}"
+    );
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    // Ctrl-C quits from anywhere (q would close the summary first).
+    tx.send(Ok(TermEvent::Key(KeyEvent::new(
+        KeyCode::Char('c'),
+        KeyModifiers::CONTROL,
+    ))))
+    .unwrap();
+    let (t, out) = ui.await.unwrap();
+    out.unwrap();
+    let text = t.backend().to_string();
+    assert!(text.contains("what happened"), "{text}");
+    assert!(text.contains("lost: nothing"), "{text}");
+    assert!(text.contains("Every step held."), "{text}");
+    assert!(text.contains("✓ done"), "{text}");
+}
+
+/// The guide pane: the step's words, its key from the key table, and its
+/// checks ticked as they are observed.
+#[tokio::test(start_paused = true)]
+async fn the_guide_pane_shows_the_step_its_key_and_its_checks() {
+    use holdfast::tui::app::{Guide, GuideCheck};
+    let (lab, _dir) = lab();
+    let mut app = App::new(lab.snapshot(), lab.engine().now_ms());
+    app.handle(Event::Guide(Box::new(Guide {
+        title: "Fix the bug by restarting the worker".into(),
+        progress: "step 2 of 2".into(),
+        text: "Stop the worker, fix the code, start it again.".into(),
+        action: Some(holdfast::tui::action::UiAction::RestartWorkerWithFix),
+        hint: false,
+        checks: vec![],
+        done: false,
+    })));
+    let text = screen(&app, 110, 32);
+    assert!(text.contains("press R"), "{text}");
+    app.handle(Event::Guide(Box::new(Guide {
+        title: "Fix the bug by restarting the worker".into(),
+        progress: "step 2 of 2".into(),
+        text: "The next attempt runs the fixed deposit.".into(),
+        action: None,
+        hint: false,
+        checks: vec![
+            GuideCheck {
+                name: "status".into(),
+                holds: false,
+                seen: "Running".into(),
+            },
+            GuideCheck {
+                name: "ran".into(),
+                holds: true,
+                seen: "ran 1 time(s)".into(),
+            },
+        ],
+        done: false,
+    })));
+    let text = screen(&app, 110, 32);
+    assert!(text.contains("… status: Running"), "{text}");
+    assert!(text.contains("✓ ran: ran 1 time(s)"), "{text}");
+    snapshot!("guide", text);
 }
