@@ -14,8 +14,12 @@ pub mod app;
 pub mod guided;
 pub mod keymap;
 pub mod log;
+mod picker;
+mod terminal;
 pub mod theme;
 pub mod view;
+
+pub use terminal::run_in_terminal;
 
 use std::collections::HashSet;
 use std::time::Duration;
@@ -33,6 +37,24 @@ use crate::engine::{Engine, EventAttributes, HistoryEvent, ListFilter, Payload};
 use app::{App, Effect, Event, RunView};
 use theme::Theme;
 
+/// How the screen ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Outcome {
+    /// The person asked to play the scenario again.
+    pub replay: bool,
+    /// A guided scenario held to its last step.
+    pub scenario_done: bool,
+}
+
+impl Outcome {
+    fn of(app: &App, replay: bool) -> Outcome {
+        Outcome {
+            replay,
+            scenario_done: app.guide.as_ref().is_some_and(|g| g.done),
+        }
+    }
+}
+
 /// Runs the screen until the person quits. `input` is the terminal's
 /// events (crossterm's `EventStream` in the real terminal).
 pub async fn run<B, S>(
@@ -42,7 +64,7 @@ pub async fn run<B, S>(
     theme: Theme,
     logs: log::LogBuffer,
     scenario: Option<crate::scenario::Scenario>,
-) -> Result<(), String>
+) -> Result<Outcome, String>
 where
     B: Backend,
     S: Stream<Item = std::io::Result<TermEvent>> + Unpin,
@@ -74,12 +96,12 @@ where
         let first = tokio::select! {
             ev = rx.recv() => match ev {
                 Some(ev) => ev,
-                None => return Ok(()),
+                None => return Ok(Outcome::of(&app, false)),
             },
             input = input.next() => match input {
                 Some(Ok(ev)) => Event::Term(ev),
                 Some(Err(e)) => return Err(format!("cannot read the terminal: {e}")),
-                None => return Ok(()),
+                None => return Ok(Outcome::of(&app, false)),
             },
             _ = sleep_opt(&engine, tick) => Event::Tick { now_ms: engine.now_ms() },
         };
@@ -102,7 +124,8 @@ where
                     Effect::ShowDraft { workflow_id } => {
                         spawn_query(&engine, workflow_id, tx.clone())
                     }
-                    Effect::Quit => return Ok(()),
+                    Effect::Quit => return Ok(Outcome::of(&app, false)),
+                    Effect::Replay => return Ok(Outcome::of(&app, true)),
                 }
             }
         }
@@ -333,94 +356,4 @@ async fn sleep_opt(engine: &Engine, d: Option<Duration>) {
         Some(d) => engine.clock().sleep(d).await,
         None => std::future::pending().await,
     }
-}
-
-/// `holdfast`: opens the lab on `data_dir` and runs the screen in this
-/// terminal until the person quits. Errors before the screen opens (a data
-/// dir another holdfast holds, a damaged one) are one line on stderr.
-pub fn run_in_terminal(
-    data_dir: std::path::PathBuf,
-    speed: f64,
-    scenario: Option<String>,
-) -> Result<(), String> {
-    use crate::engine::{Clock, EngineConfig};
-    use tracing_subscriber::prelude::*;
-
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .map_err(|e| format!("cannot start the runtime: {e}"))?;
-    // A guided scenario runs on a fresh data directory of its own, inside
-    // the person's, so its checks see only its own runs and money.
-    let scenario = match scenario {
-        None => None,
-        Some(name) => {
-            let path = {
-                let p = std::path::PathBuf::from(&name);
-                if p.is_file() {
-                    p
-                } else {
-                    crate::scenario::default_dir()
-                        .join(format!("{}.toml", name.trim_end_matches(".toml")))
-                }
-            };
-            let s = crate::scenario::Scenario::load(&path).map_err(|e| e.to_string())?;
-            let stem = path
-                .file_stem()
-                .map(|s| s.to_string_lossy().into_owned())
-                .unwrap_or_else(|| "scenario".into());
-            Some((s, stem))
-        }
-    };
-    let (data_dir, speed, scenario) = match scenario {
-        None => (data_dir, speed, None),
-        Some((s, stem)) => {
-            let dir = data_dir.join("scenarios").join(&stem);
-            if dir.exists() {
-                std::fs::remove_dir_all(&dir)
-                    .map_err(|e| format!("cannot start {stem} afresh in {}: {e}", dir.display()))?;
-            }
-            std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
-            let speed = if speed > 1.0 { speed } else { s.speed };
-            (dir, speed, Some(s))
-        }
-    };
-    runtime.block_on(async move {
-        let config = EngineConfig::new(&data_dir).clock(Clock::scaled(speed));
-        let llm = research::Llm::from_env().map_err(|e| e.to_string())?;
-        let lab = Lab::open(config, llm).map_err(|e| e.to_string())?;
-        // Logs go to the log pane and to a file, never to the screen.
-        let logs = log::LogBuffer::new(500);
-        let file = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(data_dir.join("holdfast.log"))
-            .map_err(|e| {
-                format!(
-                    "cannot open {}: {e}",
-                    data_dir.join("holdfast.log").display()
-                )
-            })?;
-        let filter = || {
-            tracing_subscriber::EnvFilter::try_from_env("HOLDFAST_LOG")
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,sled=off"))
-        };
-        let _ = tracing_subscriber::registry()
-            .with(logs.layer().with_filter(filter()))
-            .with(
-                tracing_subscriber::fmt::layer()
-                    .with_ansi(false)
-                    .with_writer(std::sync::Mutex::new(file))
-                    .with_filter(filter()),
-            )
-            .try_init();
-        // color-eyre first, then ratatui's hook restores the terminal before it.
-        let _ = color_eyre::install();
-        let mut terminal = ratatui::init();
-        let input = crossterm::event::EventStream::new();
-        let out = run(&mut terminal, input, lab, Theme::from_env(), logs, scenario).await;
-        ratatui::restore();
-        out
-    })
 }

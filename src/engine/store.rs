@@ -281,13 +281,24 @@ impl Store {
                     detail: "it is a file, not a directory".into(),
                 });
             }
+            // What holdfast itself keeps beside the store (its log, who holds
+            // the directory, the guided scenarios, the reports) is no
+            // foreign data.
+            const OURS: [&str; 6] = [
+                "holdfast.log",
+                "holdfast.pid",
+                "scenarios",
+                "scenarios-done",
+                "reports",
+                "outbox",
+            ];
             let has_entries = std::fs::read_dir(path)
                 .map_err(|e| StoreError::Io {
                     path: display.clone(),
                     detail: e.to_string(),
                 })?
-                .next()
-                .is_some();
+                .filter_map(|e| e.ok())
+                .any(|e| !OURS.contains(&e.file_name().to_string_lossy().as_ref()));
             if has_entries && !(path.join("conf").is_file() && path.join("db").is_file()) {
                 return Err(StoreError::NotADataDir {
                     path: display,

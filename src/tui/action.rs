@@ -49,6 +49,8 @@ pub enum UiAction {
     Reset,
     SpeedUp,
     SpeedDown,
+    /// After a scenario's summary: play it again from a fresh run.
+    ReplayScenario,
 }
 
 impl UiAction {

@@ -179,6 +179,8 @@ pub enum Effect {
         workflow_id: String,
     },
     Quit,
+    /// Start the finished scenario again, from a fresh run.
+    Replay,
 }
 
 /// Something that happened: a key, an engine change, a result coming back.
@@ -485,6 +487,15 @@ impl App {
             UiAction::Quit => {
                 self.quit = true;
                 vec![Effect::Quit]
+            }
+            UiAction::ReplayScenario => {
+                if self.guide.as_ref().is_some_and(|g| g.done) {
+                    self.quit = true;
+                    vec![Effect::Replay]
+                } else {
+                    self.complain("r replays a scenario once it is done");
+                    Vec::new()
+                }
             }
             UiAction::Help => {
                 self.overlay = Some(Overlay::Help { scroll: 0 });

@@ -328,7 +328,7 @@ async fn summary(lab: &Lab, s: &Scenario) -> String {
     }
     lines.push(String::new());
     lines.push(
-        "Esc closes this; q quits; every step is also a test (holdfast scenario run).".into(),
+        "Esc closes this; r plays the scenario again from a fresh run. Every step is also a test: holdfast scenario run.".into(),
     );
     lines.join("\n")
 }

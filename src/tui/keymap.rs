@@ -184,6 +184,12 @@ pub fn table() -> Vec<Binding> {
         bind!(Overlay, [ch('a')], A::Approve, "approve the draft shown"),
         bind!(
             Overlay,
+            [ch('r')],
+            A::ReplayScenario,
+            "replay the scenario from a fresh run (its summary shown)"
+        ),
+        bind!(
+            Overlay,
             [ch('E')],
             A::EditDraft,
             "ask for an edit of the draft shown"

@@ -112,6 +112,9 @@ fn the_first_story_in_a_real_terminal_survives_kill_9() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
     let mut s = Screen::launch(&data);
+    // The picker first: free play.
+    s.wait_for("Free play");
+    s.press("\r");
     s.wait_for("worker running");
     s.press("b");
     s.wait_for("deposit: buggy");
@@ -137,6 +140,8 @@ fn the_first_story_in_a_real_terminal_survives_kill_9() {
     s.child.wait().unwrap();
 
     let mut s = Screen::launch(&data);
+    s.wait_for("Free play");
+    s.press("\r");
     let t = s.wait_for("● Running");
     assert!(t.contains("workflows (2)"), "{t}");
     assert!(
