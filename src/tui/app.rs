@@ -154,6 +154,8 @@ pub struct Guide {
     pub action: Option<UiAction>,
     /// Nothing happened for a while: say the key louder.
     pub hint: bool,
+    /// What the story noticed of a key pressed off the script.
+    pub note: Option<String>,
     /// The step's checks as last observed.
     pub checks: Vec<GuideCheck>,
     /// Every step held.

@@ -56,6 +56,7 @@ struct Guided {
     wait_until_ms: u64,
     checks: Vec<GuideCheck>,
     finished: bool,
+    note: Option<String>,
 }
 
 impl Guided {
@@ -88,6 +89,7 @@ impl Guided {
             hint: waiting_for_key
                 && now_ms.saturating_sub(self.began_ms) >= HINT_AFTER.as_millis() as u64,
             checks: self.checks.clone(),
+            note: self.note.clone(),
             done: self.finished,
         }
     }
@@ -95,6 +97,7 @@ impl Guided {
     fn begin_step(&mut self, now_ms: u64) {
         self.began_ms = now_ms;
         self.checks.clear();
+        self.note = None;
         self.performed = self.current().is_none_or(|s| s.action.is_none());
         self.wait_until_ms = now_ms
             + self
@@ -123,6 +126,7 @@ pub(super) fn spawn_lab(
         wait_until_ms: 0,
         checks: Vec::new(),
         finished: false,
+        note: None,
     });
     let prepared = match &guided {
         Some(g) => scenario::prepare(&g.scenario, &mut lab),
@@ -149,6 +153,13 @@ pub(super) fn spawn_lab(
             tokio::select! {
                 msg = lab_rx.recv() => {
                     let Some(mut action) = msg else { break };
+                    if let Some(g) = &mut guided {
+                        g.note = notice(g, &action, lab.snapshot().worker.is_some());
+                        if g.note.is_some() && already_so(g, &action, lab.snapshot().worker.is_some()) {
+                            // Nothing to do: the step's state already holds.
+                            g.performed = true;
+                        }
+                    }
                     if let Some(g) = &mut guided
                         && !g.performed
                         && let Some(step_action) = g.current().and_then(|s| s.action.clone())
@@ -208,6 +219,42 @@ pub(super) fn spawn_lab(
         }
     });
     lab_tx
+}
+
+/// What the story says of a key pressed when the step asked for another,
+/// or of one with nothing to do.
+fn notice(g: &Guided, action: &Action, worker: bool) -> Option<String> {
+    if g.finished {
+        return None;
+    }
+    let expected = g.current().and_then(|s| s.action.as_ref());
+    match (expected, action) {
+        (
+            Some(Action::KillWorker | Action::StopWorker),
+            Action::KillWorker | Action::StopWorker,
+        ) if !worker => Some("the worker is already dead: the story goes on".into()),
+        (Some(Action::StartWorker), Action::StartWorker) if worker => {
+            Some("a worker already runs: the story goes on".into())
+        }
+        (Some(e), a) if e.name() != a.name() && !g.performed => Some(format!(
+            "that was {}; the story waits for this step's key",
+            a.name().replace('_', " ")
+        )),
+        _ => None,
+    }
+}
+
+/// Whether the key the step asks for has nothing left to do.
+fn already_so(g: &Guided, action: &Action, worker: bool) -> bool {
+    let expected = g.current().and_then(|s| s.action.as_ref());
+    matches!(
+        (expected, action, worker),
+        (
+            Some(Action::KillWorker | Action::StopWorker),
+            Action::KillWorker | Action::StopWorker,
+            false
+        ) | (Some(Action::StartWorker), Action::StartWorker, true)
+    )
 }
 
 /// The workflows a scenario names.
@@ -331,4 +378,53 @@ async fn summary(lab: &Lab, s: &Scenario) -> String {
         "Esc closes this; r plays the scenario again from a fresh run. Every step is also a test: holdfast scenario run.".into(),
     );
     lines.join("\n")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn guided(toml: &str) -> Guided {
+        Guided {
+            scenario: Scenario::parse(toml, "t.toml").unwrap(),
+            step: 0,
+            performed: false,
+            began_ms: 0,
+            wait_until_ms: 0,
+            checks: Vec::new(),
+            finished: false,
+            note: None,
+        }
+    }
+
+    const KILL_STEP: &str = r#"
+title = "t"
+summary = "s"
+app = "transfer"
+[[step]]
+say = "Kill it."
+do = { action = "kill_worker" }
+"#;
+
+    /// Other keys stay allowed; the story notices them, and a step whose
+    /// action has nothing to do (the worker is already dead) goes on.
+    #[test]
+    fn the_story_notices_keys_off_the_script() {
+        let g = guided(KILL_STEP);
+        assert_eq!(
+            notice(&g, &Action::KillWorker, false).as_deref(),
+            Some("the worker is already dead: the story goes on")
+        );
+        assert!(already_so(&g, &Action::KillWorker, false));
+        assert_eq!(notice(&g, &Action::KillWorker, true), None);
+        assert!(!already_so(&g, &Action::KillWorker, true));
+        assert_eq!(
+            notice(&g, &Action::HotSwapFix, true).as_deref(),
+            Some("that was hot swap fix; the story waits for this step's key")
+        );
+        assert_eq!(
+            ui_action_for(&Action::KillWorker),
+            Some(UiAction::KillWorker)
+        );
+    }
 }

@@ -237,6 +237,9 @@ fn guide_pane(f: &mut Frame, app: &App, g: &super::app::Guide, theme: Theme, are
         ));
     }
     let mut second = Vec::new();
+    if let Some(n) = &g.note {
+        second.push(Span::styled(format!("({}) ", one_line(n)), theme.warn()));
+    }
     if g.done {
         second.push(Span::styled("✓ done", theme.good()));
     } else if g.action.is_none() {

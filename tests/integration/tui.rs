@@ -442,6 +442,7 @@ async fn the_guide_pane_shows_the_step_its_key_and_its_checks() {
         text: "Stop the worker, fix the code, start it again.".into(),
         action: Some(holdfast::tui::action::UiAction::RestartWorkerWithFix),
         hint: false,
+        note: None,
         checks: vec![],
         done: false,
     })));
@@ -453,6 +454,7 @@ async fn the_guide_pane_shows_the_step_its_key_and_its_checks() {
         text: "The next attempt runs the fixed deposit.".into(),
         action: None,
         hint: false,
+        note: Some("the worker is already dead: the story goes on".into()),
         checks: vec![
             GuideCheck {
                 name: "status".into(),
@@ -470,5 +472,9 @@ async fn the_guide_pane_shows_the_step_its_key_and_its_checks() {
     let text = screen(&app, 110, 32);
     assert!(text.contains("… status: Running"), "{text}");
     assert!(text.contains("✓ ran: ran 1 time(s)"), "{text}");
+    assert!(
+        text.contains("(the worker is already dead: the story goes on)"),
+        "{text}"
+    );
     snapshot!("guide", text);
 }
