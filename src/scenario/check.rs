@@ -62,6 +62,23 @@ fn scheduled_of(history: &[HistoryEvent], activity_type: &str) -> Vec<u64> {
         .collect()
 }
 
+/// The attempt numbers of the closed activities of `activity_type` (one
+/// ActivityTaskStarted each: its attempt is how many times it ran).
+fn closed_attempts<'a>(
+    history: &'a [HistoryEvent],
+    activity_type: &str,
+) -> impl Iterator<Item = u32> + 'a {
+    let ids = scheduled_of(history, activity_type);
+    history.iter().filter_map(move |e| match &e.attributes {
+        EventAttributes::ActivityTaskStarted {
+            scheduled_event_id,
+            attempt,
+            ..
+        } if ids.contains(scheduled_event_id) => Some(*attempt),
+        _ => None,
+    })
+}
+
 /// Observes a check now.
 pub async fn observe(lab: &Lab, check: &Check) -> Observed {
     let engine = lab.engine();
@@ -89,16 +106,10 @@ pub async fn observe(lab: &Lab, check: &Check) -> Observed {
                     .iter()
                     .filter(|a| &a.activity_type == activity)
                     .map(|a| a.attempt);
-                let ids = scheduled_of(&h, activity);
-                let closed = h.iter().filter_map(|e| match &e.attributes {
-                    EventAttributes::ActivityTaskStarted {
-                        scheduled_event_id,
-                        attempt,
-                        ..
-                    } if ids.contains(scheduled_event_id) => Some(*attempt),
-                    _ => None,
-                });
-                let max = pending.chain(closed).max().unwrap_or(0);
+                let max = pending
+                    .chain(closed_attempts(&h, activity))
+                    .max()
+                    .unwrap_or(0);
                 seen(max >= *at_least, format!("attempt {max}"))
             }
             Err(e) => seen(false, e.to_string()),
@@ -133,19 +144,8 @@ pub async fn observe(lab: &Lab, check: &Check) -> Observed {
             times,
         } => match run(workflow).await {
             Ok((d, h)) => {
-                let ids = scheduled_of(&h, activity);
                 // A closed activity ran as many times as its last attempt's number.
-                let closed: u32 = h
-                    .iter()
-                    .filter_map(|e| match &e.attributes {
-                        EventAttributes::ActivityTaskStarted {
-                            scheduled_event_id,
-                            attempt,
-                            ..
-                        } if ids.contains(scheduled_event_id) => Some(*attempt),
-                        _ => None,
-                    })
-                    .sum();
+                let closed: u32 = closed_attempts(&h, activity).sum();
                 // A pending one: its attempts that started.
                 let pending: u32 = d
                     .pending_activities

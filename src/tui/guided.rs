@@ -60,6 +60,19 @@ struct Guided {
 }
 
 impl Guided {
+    fn new(scenario: Scenario) -> Guided {
+        Guided {
+            scenario,
+            step: 0,
+            performed: false,
+            began_ms: 0,
+            wait_until_ms: 0,
+            checks: Vec::new(),
+            finished: false,
+            note: None,
+        }
+    }
+
     fn current(&self) -> Option<&scenario::Step> {
         self.scenario.steps.get(self.step)
     }
@@ -118,16 +131,7 @@ pub(super) fn spawn_lab(
 ) -> mpsc::UnboundedSender<Action> {
     let (lab_tx, mut lab_rx) = mpsc::unbounded_channel::<Action>();
     let engine = lab.engine().clone();
-    let mut guided = scenario.map(|s| Guided {
-        scenario: s,
-        step: 0,
-        performed: false,
-        began_ms: 0,
-        wait_until_ms: 0,
-        checks: Vec::new(),
-        finished: false,
-        note: None,
-    });
+    let mut guided = scenario.map(Guided::new);
     let prepared = match &guided {
         Some(g) => scenario::prepare(&g.scenario, &mut lab),
         None => {
@@ -385,16 +389,7 @@ mod tests {
     use super::*;
 
     fn guided(toml: &str) -> Guided {
-        Guided {
-            scenario: Scenario::parse(toml, "t.toml").unwrap(),
-            step: 0,
-            performed: false,
-            began_ms: 0,
-            wait_until_ms: 0,
-            checks: Vec::new(),
-            finished: false,
-            note: None,
-        }
+        Guided::new(Scenario::parse(toml, "t.toml").unwrap())
     }
 
     const KILL_STEP: &str = r#"
