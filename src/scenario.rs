@@ -44,7 +44,7 @@ pub fn prepare(s: &Scenario, lab: &mut Lab) -> Result<(), String> {
 /// at the first step that fails. Returns whether every step passed.
 pub async fn run(s: &Scenario, lab: &mut Lab, mut report: impl FnMut(&StepReport)) -> bool {
     for (i, step) in s.steps.iter().enumerate() {
-        let r = run_step(i + 1, step, lab).await;
+        let r = run_step(i + 1, step, s.action_of(step), lab).await;
         report(&r);
         if !r.passed {
             return false;
@@ -53,7 +53,12 @@ pub async fn run(s: &Scenario, lab: &mut Lab, mut report: impl FnMut(&StepReport
     true
 }
 
-async fn run_step(number: usize, step: &Step, lab: &mut Lab) -> StepReport {
+async fn run_step(
+    number: usize,
+    step: &Step,
+    action: Option<crate::apps::lab::Action>,
+    lab: &mut Lab,
+) -> StepReport {
     let mut r = StepReport {
         number,
         say: step.say.clone(),
@@ -62,8 +67,8 @@ async fn run_step(number: usize, step: &Step, lab: &mut Lab) -> StepReport {
         error: None,
         passed: false,
     };
-    if let Some(action) = &step.action
-        && let Err(e) = lab.apply(action.clone()).await
+    if let Some(action) = action
+        && let Err(e) = lab.apply(action).await
     {
         r.error = Some(e.to_string());
         return r;

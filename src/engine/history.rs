@@ -445,6 +445,47 @@ impl EventAttributes {
         }
     }
 
+    /// The attributes as JSON, the event type's fields only, with payloads
+    /// (JSON carried as text) shown as the JSON they hold.
+    pub fn to_json(&self) -> serde_json::Value {
+        fn unwrap_payloads(v: &mut serde_json::Value) {
+            match v {
+                serde_json::Value::Object(m) => {
+                    for (k, x) in m.iter_mut() {
+                        let payload = matches!(
+                            k.as_str(),
+                            "input"
+                                | "result"
+                                | "details"
+                                | "heartbeat_details"
+                                | "last_heartbeat_details"
+                        );
+                        match x {
+                            serde_json::Value::String(s) if payload => {
+                                if let Ok(inner) = serde_json::from_str(s) {
+                                    *x = inner;
+                                }
+                            }
+                            _ => unwrap_payloads(x),
+                        }
+                    }
+                }
+                serde_json::Value::Array(xs) => xs.iter_mut().for_each(unwrap_payloads),
+                _ => {}
+            }
+        }
+        let mut v = serde_json::to_value(self).unwrap_or_default();
+        // Externally tagged: {"ActivityTaskCanceled": {...}} → {...}.
+        if let serde_json::Value::Object(m) = &mut v
+            && m.len() == 1
+            && let Some((_, inner)) = m.iter_mut().next()
+        {
+            v = inner.take();
+        }
+        unwrap_payloads(&mut v);
+        v
+    }
+
     /// The scheduled event id an activity resolution refers to.
     pub fn activity_scheduled_event_id(&self) -> Option<u64> {
         match self {

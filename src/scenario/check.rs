@@ -79,6 +79,23 @@ fn closed_attempts<'a>(
     })
 }
 
+/// Whether `json` holds every key of `want` with the same value (tables
+/// compared the same way, as a subset).
+fn has(json: &serde_json::Value, want: &toml::Table) -> bool {
+    let Ok(want) = serde_json::to_value(want) else {
+        return false;
+    };
+    fn subset(have: &serde_json::Value, want: &serde_json::Value) -> bool {
+        match (have, want) {
+            (serde_json::Value::Object(h), serde_json::Value::Object(w)) => w
+                .iter()
+                .all(|(k, v)| h.get(k).is_some_and(|x| subset(x, v))),
+            (h, w) => h == w,
+        }
+    }
+    subset(json, &want)
+}
+
 /// Observes a check now.
 pub async fn observe(lab: &Lab, check: &Check) -> Observed {
     let engine = lab.engine();
@@ -118,6 +135,7 @@ pub async fn observe(lab: &Lab, check: &Check) -> Observed {
             workflow,
             event_type,
             activity,
+            attributes,
         } => match run(workflow).await {
             Ok((_, h)) => {
                 let ids = activity.as_deref().map(|a| scheduled_of(&h, a));
@@ -132,6 +150,11 @@ pub async fn observe(lab: &Lab, check: &Check) -> Observed {
                                     .activity_scheduled_event_id()
                                     .is_some_and(|s| ids.contains(&s))
                         }
+                    })
+                    .filter(|e| {
+                        attributes
+                            .as_ref()
+                            .is_none_or(|want| has(&e.attributes.to_json(), want))
                     })
                     .count();
                 seen(n > 0, format!("{n} {event_type} event(s)"))

@@ -27,6 +27,10 @@ pub struct Scenario {
     /// The clock's speed for the slow demo and the guided mode (1–60).
     #[serde(default = "one")]
     pub speed: f64,
+    /// Overrides of the tutorial's retry policy for the transfers the
+    /// scenario starts (a step's own `max_attempts` wins).
+    #[serde(default)]
+    pub retry: Option<RetryOverrides>,
     #[serde(rename = "step")]
     pub steps: Vec<Step>,
 }
@@ -41,6 +45,13 @@ fn one() -> f64 {
 
 fn default_within() -> f64 {
     120.0
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RetryOverrides {
+    /// 0 retries until the deposit is fixed; the tutorial's is 3.
+    pub maximum_attempts: Option<u32>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
@@ -93,6 +104,10 @@ pub enum Check {
         event_type: String,
         #[serde(default)]
         activity: Option<String>,
+        /// Attributes the event must have (a subset, as the event's JSON
+        /// shows them: `{ retry_state = "NonRetryableFailure" }`).
+        #[serde(default)]
+        attributes: Option<toml::Table>,
     },
     /// The activity's code ran exactly this many times (its attempts, on
     /// every worker), e.g. the withdraw was not repeated.
@@ -193,6 +208,24 @@ impl Scenario {
             ));
         }
         Ok(s)
+    }
+
+    /// The step's action, with the scenario's overrides applied.
+    pub fn action_of(&self, step: &Step) -> Option<Action> {
+        let mut a = step.action.clone()?;
+        if let (
+            Action::StartTransfer {
+                max_attempts: m @ None,
+                ..
+            },
+            Some(RetryOverrides {
+                maximum_attempts: Some(n),
+            }),
+        ) = (&mut a, &self.retry)
+        {
+            *m = Some(*n);
+        }
+        Some(a)
     }
 
     /// Reads a scenario file.

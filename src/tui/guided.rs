@@ -166,7 +166,7 @@ pub(super) fn spawn_lab(
                     }
                     if let Some(g) = &mut guided
                         && !g.performed
-                        && let Some(step_action) = g.current().and_then(|s| s.action.clone())
+                        && let Some(step_action) = g.current().and_then(|s| g.scenario.action_of(s))
                         && step_action.name() == action.name()
                     {
                         // The step's key: its own action, with its parameters.

@@ -482,36 +482,7 @@ pub(super) fn ago(now_ms: u64, t_ms: u64) -> String {
     )
 }
 
-/// An event's attributes as pretty JSON, with payloads (JSON carried as
-/// text) shown as the JSON they hold.
+/// An event's attributes as pretty JSON, payloads shown as the JSON they hold.
 pub fn pretty_attributes(a: &crate::engine::EventAttributes) -> String {
-    fn unwrap_payloads(v: &mut serde_json::Value) {
-        match v {
-            serde_json::Value::Object(m) => {
-                for (k, x) in m.iter_mut() {
-                    let payload = matches!(
-                        k.as_str(),
-                        "input"
-                            | "result"
-                            | "details"
-                            | "heartbeat_details"
-                            | "last_heartbeat_details"
-                    );
-                    match x {
-                        serde_json::Value::String(s) if payload => {
-                            if let Ok(inner) = serde_json::from_str(s) {
-                                *x = inner;
-                            }
-                        }
-                        _ => unwrap_payloads(x),
-                    }
-                }
-            }
-            serde_json::Value::Array(xs) => xs.iter_mut().for_each(unwrap_payloads),
-            _ => {}
-        }
-    }
-    let mut v = serde_json::to_value(a).unwrap_or_default();
-    unwrap_payloads(&mut v);
-    serde_json::to_string_pretty(&v).unwrap_or_default()
+    serde_json::to_string_pretty(&a.to_json()).unwrap_or_default()
 }

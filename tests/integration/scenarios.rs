@@ -140,3 +140,46 @@ fn the_cli_runs_scenarios_and_fails_on_a_failed_check() {
     assert!(out.status.success(), "{out:?}");
     assert!(String::from_utf8_lossy(&out.stdout).contains("✓ history_length: 17 events"));
 }
+
+/// An event check with attributes holds only when the event has them; the
+/// scenario's retry override reaches the transfers it starts.
+#[tokio::test(start_paused = true)]
+async fn event_attributes_and_retry_overrides_are_checked() {
+    let text = |retry_state: &str| {
+        format!(
+            r#"{HEAD}faults = ["deposit-bug"]
+retry = {{ maximum_attempts = 2 }}
+[[step]]
+say = "x"
+do = {{ action = "start_transfer", workflow_id = "p" }}
+within = 30
+expect = [{{ check = "event", workflow = "p", type = "ActivityTaskFailed", activity = "deposit", attributes = {{ retry_state = "{retry_state}" }} }}]
+"#
+        )
+    };
+    for (state, holds) in [("MaximumAttemptsReached", true), ("Timeout", false)] {
+        let s = Scenario::parse(&text(state), "t.toml").unwrap();
+        let tmp = tempfile::tempdir().unwrap();
+        let config = EngineConfig::new(tmp.path().join("data")).clock(Clock::virtual_time());
+        let mut lab = Lab::open(config, Llm::Offline).unwrap();
+        scenario::prepare(&s, &mut lab).unwrap();
+        let ok = scenario::run(&s, &mut lab, |_| {}).await;
+        assert_eq!(ok, holds, "{state}");
+        let h = lab.engine().history("p", None).await.unwrap();
+        let started = h
+            .iter()
+            .filter_map(|e| match &e.attributes {
+                holdfast::engine::EventAttributes::ActivityTaskStarted { attempt, .. } => {
+                    Some(*attempt)
+                }
+                _ => None,
+            })
+            .max();
+        assert_eq!(
+            started,
+            Some(2),
+            "two deposit attempts, as the override says"
+        );
+        lab.kill_workers();
+    }
+}
