@@ -39,6 +39,10 @@ pub struct PaymentDetails {
     pub reference_id: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub retry: Option<TransferRetry>,
+    /// A transfer scheduled for later: the workflow first sleeps this many
+    /// seconds on a durable timer (not in the tutorial; the timer lesson).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub delay_secs: Option<u64>,
 }
 
 /// Overrides of the tutorial's activity options for one run.
@@ -60,6 +64,7 @@ impl PaymentDetails {
             amount,
             reference_id: reference_id.to_string(),
             retry: None,
+            delay_secs: None,
         }
     }
 
@@ -221,6 +226,10 @@ async fn refund(
 
 /// The tutorial's workflow.
 pub async fn money_transfer(ctx: WfContext, p: PaymentDetails) -> Result<String, WorkflowError> {
+    if let Some(secs) = p.delay_secs {
+        // A durable timer: it survives a crash and fires once, on time.
+        ctx.sleep(Duration::from_secs(secs)).await?;
+    }
     let opts = activity_options()
         .start_to_close(p.start_to_close())
         .retry(p.retry_policy());

@@ -54,6 +54,9 @@ pub enum Action {
         /// Deposit attempts before giving up (0: retry until fixed).
         #[serde(default)]
         max_attempts: Option<u32>,
+        /// Schedule it: the workflow waits this long on a durable timer first.
+        #[serde(default)]
+        delay_secs: Option<u64>,
     },
     /// Start the research report.
     StartReport {
@@ -446,6 +449,7 @@ impl Lab {
                 amount,
                 reference,
                 max_attempts,
+                delay_secs,
             } => {
                 self.transfers_started += 1;
                 let n = self.transfers_started;
@@ -460,6 +464,7 @@ impl Lab {
                 if let Some(m) = max_attempts {
                     details = details.with_maximum_attempts(m);
                 }
+                details.delay_secs = delay_secs;
                 details.validate().map_err(LabError::Invalid)?;
                 // An account that does not exist is not refused here: as in
                 // the tutorial, the withdraw fails with InvalidAccountError,

@@ -360,6 +360,7 @@ async fn retry_now_skips_the_backoff() {
             amount: None,
             reference: None,
             max_attempts: Some(0),
+            delay_secs: None,
         })
         .await
         .unwrap();

@@ -117,6 +117,7 @@ impl Form {
                     reference: None,
                     // The bug stays fixable while the run waits: retry until fixed.
                     max_attempts: Some(0),
+                    delay_secs: None,
                 })
             }
             FormKind::Report => {
