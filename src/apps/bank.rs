@@ -279,9 +279,52 @@ pub fn register_type(engine: &Engine) {
     );
 }
 
-/// Registers the workflow and the three activities, as the tutorial's `run_worker.py`.
+/// The workflow after a code change that is not replay-safe: it checks the
+/// source's balance before withdrawing. A run begun with the old code has
+/// `withdraw` where this code now schedules `check_balance`: replaying it
+/// is a nondeterminism error (Temporal's lesson: version such changes).
+pub async fn money_transfer_changed(
+    ctx: WfContext,
+    p: PaymentDetails,
+) -> Result<String, WorkflowError> {
+    let opts = activity_options()
+        .start_to_close(p.start_to_close())
+        .retry(p.retry_policy());
+    let _balance: i64 = ctx.activity("check_balance", &p, opts).await?;
+    money_transfer(ctx, p).await
+}
+
+/// Registers the workflow and the three activities, as the tutorial's
+/// `run_worker.py` (and `check_balance`, which the changed workflow uses).
 pub fn register(engine: &Engine, worker: &mut Worker, bank: &Bank, code: DepositCode) {
-    worker.register_workflow(WORKFLOW_TYPE, money_transfer);
+    register_with(engine, worker, bank, code, false)
+}
+
+/// As [`register`], with the changed workflow code when `changed`.
+pub fn register_with(
+    engine: &Engine,
+    worker: &mut Worker,
+    bank: &Bank,
+    code: DepositCode,
+    changed: bool,
+) {
+    if changed {
+        worker.register_workflow(WORKFLOW_TYPE, money_transfer_changed);
+    } else {
+        worker.register_workflow(WORKFLOW_TYPE, money_transfer);
+    }
+    let b = bank.clone();
+    worker.register_activity(
+        "check_balance",
+        move |_: ActivityContext, p: PaymentDetails| {
+            let b = b.clone();
+            async move {
+                b.account(&p.source_account)
+                    .map(|a| a.balance)
+                    .map_err(app_error)
+            }
+        },
+    );
     let b = bank.clone();
     worker.register_activity("withdraw", move |ctx, p| withdraw(b.clone(), ctx, p));
     let b = bank.clone();

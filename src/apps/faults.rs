@@ -30,15 +30,20 @@ pub enum Fault {
     LlmSlow,
     /// `create_pdf` cannot write the report (the disk is full).
     PdfWriteError,
+    /// The transfer's workflow code was changed (it checks the balance
+    /// before withdrawing): workers started now run it, and replaying a run
+    /// begun with the old code is a nondeterminism error.
+    WorkflowChanged,
 }
 
 impl Fault {
-    pub const ALL: [Fault; 5] = [
+    pub const ALL: [Fault; 6] = [
         Fault::DepositBug,
         Fault::EmailOutage,
         Fault::LlmFailing,
         Fault::LlmSlow,
         Fault::PdfWriteError,
+        Fault::WorkflowChanged,
     ];
 
     /// The name scenarios and the command line use.
@@ -49,6 +54,7 @@ impl Fault {
             Fault::LlmFailing => "llm-failing",
             Fault::LlmSlow => "llm-slow",
             Fault::PdfWriteError => "pdf-write-error",
+            Fault::WorkflowChanged => "workflow-changed",
         }
     }
 
@@ -62,6 +68,9 @@ impl Fault {
             Fault::LlmFailing => "llm_call gets HTTP 503 from an overloaded model (retryable)",
             Fault::LlmSlow => "llm_call answers only after its start-to-close timeout",
             Fault::PdfWriteError => "create_pdf cannot write the report: the disk is full",
+            Fault::WorkflowChanged => {
+                "the transfer's workflow code changed (it checks the balance first): workers started now replay old runs into a nondeterminism error"
+            }
         }
     }
 
@@ -73,7 +82,7 @@ impl Fault {
 /// The switches, shared by the activities and whoever flips them.
 #[derive(Debug, Default)]
 pub struct Faults {
-    on: [AtomicBool; 5],
+    on: [AtomicBool; 6],
     /// Where the switches are kept, once the lab opened its data directory.
     disk: OnceLock<sled::Tree>,
 }

@@ -337,7 +337,8 @@ impl Lab {
         let mut opts = WorkerOptions::new(bank::QUEUE, &identity);
         opts.build_id = deposit.build_id().to_string();
         let mut w = Worker::new(&self.engine, opts);
-        bank::register(&self.engine, &mut w, &self.bank, deposit);
+        let changed = self.faults.is_on(Fault::WorkflowChanged);
+        bank::register_with(&self.engine, &mut w, &self.bank, deposit, changed);
         let bank_worker = w.start();
         let mut w = Worker::new(&self.engine, WorkerOptions::new(research::QUEUE, &identity));
         research::register(&self.engine, &mut w, &self.research);

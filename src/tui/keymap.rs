@@ -309,6 +309,12 @@ pub fn table() -> Vec<Binding> {
         ),
         bind!(
             Global,
+            [ch('N')],
+            A::ToggleFault(Fault::WorkflowChanged),
+            "switch the changed workflow code (not replay-safe; the next worker runs it)"
+        ),
+        bind!(
+            Global,
             [ch('h')],
             A::HotSwapFix,
             "hot-swap the fixed deposit into the worker",
