@@ -14,7 +14,7 @@ pub mod app;
 pub mod guided;
 pub mod keymap;
 pub mod log;
-mod picker;
+pub mod picker;
 mod terminal;
 pub mod theme;
 pub mod view;

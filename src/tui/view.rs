@@ -140,17 +140,14 @@ fn top_bar(f: &mut Frame, app: &App, theme: Theme, area: Rect) {
             Span::raw("")
         },
     ]);
-    let mut faults = vec![Span::styled("faults: ", theme.dim())];
+    let mut faults = vec![Span::styled("faults ", theme.dim())];
     for fs in &lab.faults {
         let (state, style) = if fs.on {
             ("ON", theme.bad())
         } else {
             ("off", theme.dim())
         };
-        faults.push(Span::styled(
-            format!("{} {state}  ", fs.fault.name()),
-            style,
-        ));
+        faults.push(Span::styled(format!("{}:{state} ", fs.fault.name()), style));
     }
     f.render_widget(Paragraph::new(vec![first, Line::from(faults)]), area);
 }

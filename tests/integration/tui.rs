@@ -478,3 +478,28 @@ async fn the_guide_pane_shows_the_step_its_key_and_its_checks() {
     );
     snapshot!("guide", text);
 }
+
+/// `holdfast` opens on a picker: free play first, then each scenario with
+/// its line, ✓ on the ones done; ↓ Enter picks one.
+#[tokio::test(start_paused = true)]
+async fn the_picker_lists_the_scenarios_and_remembers_the_done_ones() {
+    use holdfast::tui::picker::{self, Choice};
+    let dir = tempfile::tempdir().unwrap();
+    picker::mark_done(dir.path(), "01-first-transfer");
+    let keys = [KeyCode::Down, KeyCode::Enter]
+        .map(|k| Ok(TermEvent::Key(KeyEvent::new(k, KeyModifiers::NONE))));
+    let mut input = futures::stream::iter(keys);
+    let mut t = Terminal::new(TestBackend::new(110, 40)).unwrap();
+    let choice = picker::pick(&mut t, &mut input, dir.path(), Theme::plain())
+        .await
+        .unwrap();
+    let Choice::Scenario(path) = choice else {
+        panic!("{choice:?}")
+    };
+    assert!(path.ends_with("01-first-transfer.toml"), "{path:?}");
+    let text = t.backend().to_string();
+    assert!(text.contains("Free play"), "{text}");
+    assert!(text.contains("✓ First transfer"), "{text}");
+    assert!(!text.contains("✓ The server crashes"), "{text}");
+    snapshot!("picker", text);
+}
