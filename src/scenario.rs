@@ -138,6 +138,16 @@ pub fn default_dir() -> PathBuf {
     }
 }
 
+/// A scenario named by its file (`scenarios/first.toml`) or by its name in
+/// `dir` (`first`).
+pub fn find(name: &str, dir: &Path) -> PathBuf {
+    let p = PathBuf::from(name);
+    if p.is_file() {
+        return p;
+    }
+    dir.join(format!("{}.toml", name.trim_end_matches(".toml")))
+}
+
 /// The `.toml` files of a directory, sorted by name.
 pub fn files_in(dir: &Path) -> Result<Vec<PathBuf>, String> {
     let mut files: Vec<PathBuf> = std::fs::read_dir(dir)

@@ -227,7 +227,21 @@ pub async fn load(
                 .history_after(&id, Some(&run_id), after, usize::MAX)
                 .await
                 .map_err(|e| e.to_string())?;
-            let facts = bank_facts(bank, &description.info.workflow_type, &id, engine).await;
+            let facts = if description.info.workflow_type == bank::WORKFLOW_TYPE {
+                // The transfer's input is its first event: read it again only
+                // when this reload brought the new events alone.
+                let first = match history.first() {
+                    Some(e) if e.event_id == 1 => Some(e.clone()),
+                    _ => engine
+                        .history_after(&id, Some(&run_id), 0, 1)
+                        .await
+                        .ok()
+                        .and_then(|h| h.into_iter().next()),
+                };
+                first.map_or_else(Vec::new, |e| transfer_facts(bank, &e))
+            } else {
+                Vec::new()
+            };
             Some(RunView {
                 description,
                 history,
@@ -245,77 +259,56 @@ pub async fn load(
     })
 }
 
-/// A transfer's accounts and the whole bank's total (read from the bank).
-async fn bank_facts(bank: &Bank, workflow_type: &str, id: &str, engine: &Engine) -> Vec<String> {
-    if workflow_type != bank::WORKFLOW_TYPE {
-        return Vec::new();
-    }
-    let Ok(first) = engine.history_after(id, None, 0, 1).await else {
+/// The app's own state for a transfer, from its first event: the accounts
+/// it moves money between, what it moved, and the whole bank's total with
+/// what is in flight.
+fn transfer_facts(bank: &Bank, started: &HistoryEvent) -> Vec<String> {
+    let EventAttributes::WorkflowExecutionStarted { input, .. } = &started.attributes else {
         return Vec::new();
     };
-    facts(bank, workflow_type, &first)
-}
-
-/// The app's own state for a transfer: the accounts it moves money between
-/// and the whole bank's total, with what is in flight.
-fn facts(bank: &Bank, workflow_type: &str, history: &[HistoryEvent]) -> Vec<String> {
-    if workflow_type == bank::WORKFLOW_TYPE {
-        let Some(EventAttributes::WorkflowExecutionStarted { input, .. }) =
-            history.first().map(|e| &e.attributes)
-        else {
-            return Vec::new();
-        };
-        let Ok(p) = input.to_value::<PaymentDetails>() else {
-            return Vec::new();
-        };
-        let balance = |n: &str| {
-            bank.account(n)
-                .map(|a| format!("${}", a.balance))
-                .unwrap_or_else(|_| "unknown account".into())
-        };
-        let total: i64 = bank
-            .accounts()
-            .map(|a| a.iter().map(|a| a.balance).sum())
-            .unwrap_or(0);
-        let seeded: i64 = SEED_ACCOUNTS.iter().map(|(_, b)| b).sum();
-        let in_flight = bank.in_flight().unwrap_or(0);
-        let moved = |m: Movement| {
-            bank.entry(&p.reference_id, m)
-                .ok()
-                .flatten()
-                .map_or("✗", |_| "✓")
-        };
-        let refunded = bank
-            .entry(&p.reference_id, Movement::Refund)
-            .ok()
-            .flatten()
-            .is_some();
-        vec![
-            format!("${} {} → {}", p.amount, p.source_account, p.target_account),
-            format!(
-                "withdrawn {} · deposited {}{}",
-                moved(Movement::Withdrawal),
-                moved(Movement::Deposit),
-                if refunded { " · refunded ✓" } else { "" }
+    let Ok(p) = input.to_value::<PaymentDetails>() else {
+        return Vec::new();
+    };
+    let balance = |n: &str| {
+        bank.account(n)
+            .map(|a| format!("${}", a.balance))
+            .unwrap_or_else(|_| "unknown account".into())
+    };
+    let total: i64 = bank
+        .accounts()
+        .map(|a| a.iter().map(|a| a.balance).sum())
+        .unwrap_or(0);
+    let seeded: i64 = SEED_ACCOUNTS.iter().map(|(_, b)| b).sum();
+    let in_flight = bank.in_flight().unwrap_or(0);
+    let moved = |m: Movement| bank.entry(&p.reference_id, m).ok().flatten().is_some();
+    let mark = |yes: bool| if yes { "✓" } else { "✗" };
+    vec![
+        format!("${} {} → {}", p.amount, p.source_account, p.target_account),
+        format!(
+            "withdrawn {} · deposited {}{}",
+            mark(moved(Movement::Withdrawal)),
+            mark(moved(Movement::Deposit)),
+            if moved(Movement::Refund) {
+                " · refunded ✓"
+            } else {
+                ""
+            }
+        ),
+        format!(
+            "{}: {}   {}: {}",
+            p.source_account,
+            balance(&p.source_account),
+            p.target_account,
+            balance(&p.target_account)
+        ),
+        match (total + in_flight == seeded, in_flight) {
+            (true, 0) => format!("bank: money conserved ✓ · all ${seeded} in accounts"),
+            (true, f) => format!("bank: money conserved ✓ · ${f} in flight"),
+            (false, _) => format!(
+                "bank: money NOT conserved ✗ accounts ${total} + in flight ${in_flight} ≠ ${seeded}"
             ),
-            format!(
-                "{}: {}   {}: {}",
-                p.source_account,
-                balance(&p.source_account),
-                p.target_account,
-                balance(&p.target_account)
-            ),
-            match (total + in_flight == seeded, in_flight) {
-                (true, 0) => format!("bank: money conserved ✓ · all ${seeded} in accounts"),
-                (true, f) => format!("bank: money conserved ✓ · ${f} in flight"),
-                (false, _) => format!(
-                    "bank: money NOT conserved ✗ accounts ${total} + in flight ${in_flight} ≠ ${seeded}"
-                ),
-            },
-        ]
-    } else {
-        Vec::new()
-    }
+        },
+    ]
 }
 
 fn spawn_query(engine: &Engine, workflow_id: String, tx: mpsc::UnboundedSender<Event>) {

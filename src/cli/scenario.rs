@@ -36,15 +36,6 @@ pub enum ScenarioCmd {
     },
 }
 
-/// Finds a scenario by file path or by name in `dir`.
-fn resolve(name: &str, dir: &std::path::Path) -> PathBuf {
-    let p = PathBuf::from(name);
-    if p.is_file() {
-        return p;
-    }
-    dir.join(format!("{}.toml", name.trim_end_matches(".toml")))
-}
-
 pub fn main(cmd: ScenarioCmd) -> Result<(), String> {
     // HOLDFAST_LOG=debug shows what the engine did, on stderr.
     if let Ok(filter) = tracing_subscriber::EnvFilter::try_from_env("HOLDFAST_LOG") {
@@ -83,7 +74,7 @@ pub fn main(cmd: ScenarioCmd) -> Result<(), String> {
                     "name the scenarios to run, or --all (see holdfast scenario list)".into(),
                 );
             } else {
-                files.iter().map(|f| resolve(f, &dir)).collect()
+                files.iter().map(|f| scenario::find(f, &dir)).collect()
             };
             // Every file is read before anything starts.
             let mut scenarios = Vec::new();

@@ -13,16 +13,6 @@ use crate::apps::research;
 use crate::engine::{Clock, EngineConfig};
 use crate::scenario::Scenario;
 
-/// Finds a scenario by file path or by name.
-fn scenario_path(name: &str) -> PathBuf {
-    let p = PathBuf::from(name);
-    if p.is_file() {
-        p
-    } else {
-        crate::scenario::default_dir().join(format!("{}.toml", name.trim_end_matches(".toml")))
-    }
-}
-
 fn stem_of(path: &Path) -> String {
     path.file_stem()
         .map(|s| s.to_string_lossy().into_owned())
@@ -57,7 +47,7 @@ pub fn run_in_terminal(
     // A named scenario is read before the terminal changes.
     let named = match &scenario {
         Some(name) => {
-            let path = scenario_path(name);
+            let path = crate::scenario::find(name, &crate::scenario::default_dir());
             Scenario::load(&path).map_err(|e| e.to_string())?;
             Some(path)
         }
