@@ -564,15 +564,19 @@ impl App {
             UiAction::StartTransfer | UiAction::StartReport
                 if self.guide.as_ref().and_then(|g| g.action.as_ref()) == Some(&action) =>
             {
-                // The guided step starts its own run, with its own id.
+                // No form: the guided step starts its own run, with its own
+                // parameters (the lab's task puts them in for this action).
                 self.busy += 1;
-                let placeholder = Form::transfer().action(String::new());
-                let a = if action == UiAction::StartTransfer {
-                    placeholder.ok()
+                let form = if action == UiAction::StartTransfer {
+                    Form::transfer()
                 } else {
-                    Form::report().action(String::new()).ok()
+                    Form::report()
                 };
-                a.map(Effect::Lab).into_iter().collect()
+                form.action(String::new())
+                    .ok()
+                    .map(Effect::Lab)
+                    .into_iter()
+                    .collect()
             }
             UiAction::StartTransfer => {
                 self.overlay = Some(Overlay::Form(Form::transfer()));

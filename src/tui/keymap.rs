@@ -413,19 +413,32 @@ pub fn keys_for(table: &[Binding], action: &UiAction, context: Context) -> Optio
         })
 }
 
-/// The status line: the hints of this context, then the global ones.
+/// A description as the status line says it: up to its first aside.
+pub fn short(description: &'static str) -> &'static str {
+    let end = description.find([':', '(']).unwrap_or(description.len());
+    description[..end].trim_end()
+}
+
+/// The status line, most needed first so a narrow terminal keeps them:
+/// help and quit, then the actions of the story, then this context's own,
+/// then moving between panes.
 pub fn hints(table: &[Binding], context: Context) -> Vec<(String, &'static str)> {
-    let mut out = Vec::new();
-    let contexts: &[Context] = match context {
-        Context::Overlay | Context::Confirm | Context::Form => &[context][..],
-        _ => &[context, Context::Global][..],
-    };
-    for c in contexts {
-        for b in table.iter().filter(|b| b.context == *c && b.hint) {
-            out.push((b.keys[0].label(), b.description));
+    let hint = |b: &Binding| (b.keys[0].label(), short(b.description));
+    let in_ctx = |c: Context| table.iter().filter(move |b| b.context == c && b.hint);
+    match context {
+        Context::Overlay | Context::Confirm | Context::Form => in_ctx(context).map(hint).collect(),
+        _ => {
+            let first = |b: &&Binding| matches!(b.action, UiAction::Help | UiAction::Quit);
+            let moving = |b: &&Binding| matches!(b.action, UiAction::NextPane);
+            in_ctx(Context::Global)
+                .filter(first)
+                .chain(in_ctx(Context::Global).filter(|b| !first(b) && !moving(b)))
+                .chain(in_ctx(context))
+                .chain(in_ctx(Context::Global).filter(moving))
+                .map(hint)
+                .collect()
         }
     }
-    out
 }
 
 #[cfg(test)]
@@ -517,12 +530,28 @@ mod tests {
         ] {
             for (label, what) in hints(&t, ctx) {
                 assert!(
-                    t.iter().any(|b| b.description == what
+                    t.iter().any(|b| short(b.description) == what
                         && b.keys[0].label() == label
                         && (b.context == ctx || b.context == Context::Global)),
                     "{label} {what} in {ctx:?}"
                 );
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod hint_tests {
+    use super::*;
+
+    /// Help and quit come first, then starting a transfer, so a narrow
+    /// terminal still shows them; asides are left to help.
+    #[test]
+    fn the_status_line_leads_with_what_a_newcomer_needs() {
+        let h = hints(&table(), Context::Workflows);
+        let keys: Vec<&str> = h.iter().take(3).map(|(k, _)| k.as_str()).collect();
+        assert_eq!(keys, ["?", "q", "t"]);
+        assert!(h.iter().all(|(_, what)| !what.contains('(')), "{h:?}");
+        assert_eq!(short("quit (workflows carry on next time)"), "quit");
     }
 }
