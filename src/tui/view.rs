@@ -34,7 +34,7 @@ pub fn draw(f: &mut Frame, app: &App, theme: Theme) {
         Constraint::Length(2),
         Constraint::Min(10),
         Constraint::Length(guide_height),
-        Constraint::Length(1),
+        Constraint::Length(2),
     ])
     .areas(area);
     if let Some(g) = &app.guide {
@@ -288,8 +288,10 @@ fn log_pane(f: &mut Frame, app: &App, theme: Theme, area: Rect) {
     );
 }
 
+/// Two lines: what just happened (or the filter being typed), then the
+/// keys that matter here, always there.
 fn status_line(f: &mut Frame, app: &App, theme: Theme, area: Rect) {
-    let line = if app.editing_filter {
+    let said = if app.editing_filter {
         Line::from(vec![
             Span::styled("filter: ", theme.key()),
             Span::raw(one_line(&app.text_filter)),
@@ -301,9 +303,9 @@ fn status_line(f: &mut Frame, app: &App, theme: Theme, area: Rect) {
             if *error { theme.bad() } else { theme.good() },
         )
     } else {
-        hint_line(app, theme)
+        Line::raw("")
     };
-    f.render_widget(Paragraph::new(line), area);
+    f.render_widget(Paragraph::new(vec![said, hint_line(app, theme)]), area);
 }
 
 fn hint_line(app: &App, theme: Theme) -> Line<'static> {

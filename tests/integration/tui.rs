@@ -382,7 +382,7 @@ async fn a_scenario_guides_the_person_through_the_keys() {
     .unwrap();
     let (tx, rx) = tokio::sync::mpsc::unbounded_channel::<std::io::Result<TermEvent>>();
     let ui = tokio::spawn(async move {
-        let mut t = Terminal::new(TestBackend::new(120, 40)).unwrap();
+        let mut t = Terminal::new(TestBackend::new(120, 48)).unwrap();
         let out = holdfast::tui::run(
             &mut t,
             tokio_stream_of(rx),

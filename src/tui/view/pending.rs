@@ -8,7 +8,7 @@
 use ratatui::Frame;
 use ratatui::layout::{Constraint, Layout, Rect};
 use ratatui::text::{Line, Span};
-use ratatui::widgets::{Gauge, Paragraph};
+use ratatui::widgets::{LineGauge, Paragraph};
 
 use super::{focused, pane_block, short_duration};
 use crate::engine::{
@@ -186,10 +186,13 @@ fn countdown(
         Layout::horizontal([Constraint::Length(width), Constraint::Min(1)]).areas(area);
     f.render_widget(Paragraph::new(Line::styled(label, theme.warn())), text);
     f.render_widget(
-        Gauge::default()
+        // Filled and empty told apart by glyph, not colour alone.
+        LineGauge::default()
             .ratio(ratio)
             .label("")
-            .gauge_style(theme.warn()),
+            .filled_symbol("█")
+            .unfilled_symbol("░")
+            .filled_style(theme.warn()),
         bar,
     );
 }
